@@ -1,0 +1,124 @@
+"""Rewrite every notebook's Colab badge, setup cell and metadata from one template.
+
+The repository address lives in one place, ``pyproject.toml``'s
+``[project.urls] Repository``. This script puts, at the top of each notebook in
+``notebooks/``:
+
+1. a markdown cell that starts with the "Open in Colab" badge for that notebook
+   (the rest of that cell, the title and intro, is kept), and
+2. the setup code cell (on Colab: pip-install ``course_utils`` from the
+   repository, non-editable, upgrading nothing already there; locally: import
+   it from the checkout).
+
+It also strips outputs, execution counts and widget state, and sets the
+notebook metadata Colab needs (GPU accelerator, Python 3 kernel).
+
+    python tools/sync_notebooks.py           # rewrite in place
+    python tools/sync_notebooks.py --check   # exit 1 and list what would change
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python < 3.11
+    import tomli as tomllib  # type: ignore[no-redef]
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+BRANCH = "main"
+BADGE_RE = re.compile(r"^\[!\[Open In Colab\]\([^)]*\)\]\([^)]*\)\s*\n*")
+SETUP_MARKER = "# Setup (Colab and local alike)"
+
+SETUP_TEMPLATE = '''{marker}: on Colab, install course_utils from the course repository
+# without upgrading torch, numpy, matplotlib or ipywidgets; locally, use the checkout.
+import sys
+from pathlib import Path
+
+if "google.colab" in sys.modules:
+    %pip install -q "course-utils @ git+{repo}.git@{branch}"
+elif not (Path.cwd() / "course_utils").is_dir() and (Path.cwd().parent / "course_utils").is_dir():
+    sys.path.insert(0, str(Path.cwd().parent))  # running from notebooks/ without `pip install -e .`
+
+import course_utils as cu
+
+env = cu.env.setup()'''
+
+
+def repository_url() -> str:
+    """The repository address from pyproject.toml, without a trailing slash or .git."""
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        url = tomllib.load(f)["project"]["urls"]["Repository"]
+    return url.rstrip("/").removesuffix(".git")
+
+
+def badge(repo: str, name: str) -> str:
+    """The markdown of the Colab badge for notebook ``name``."""
+    path = repo.removeprefix("https://github.com/")
+    link = f"https://colab.research.google.com/github/{path}/blob/{BRANCH}/notebooks/{name}"
+    return f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({link})\n\n"
+
+
+def setup_source(repo: str) -> str:
+    """The source of the setup cell."""
+    return SETUP_TEMPLATE.format(marker=SETUP_MARKER, repo=repo, branch=BRANCH)
+
+
+def normalized(nb: nbformat.NotebookNode, name: str, repo: str) -> nbformat.NotebookNode:
+    """``nb`` with badge, setup cell, metadata and no outputs, as it should be committed."""
+    cells = nb.cells
+    if not cells or cells[0].cell_type != "markdown":
+        cells.insert(0, nbformat.v4.new_markdown_cell(f"# {name}"))
+    cells[0].source = badge(repo, name) + BADGE_RE.sub("", cells[0].source)
+    if len(cells) > 1 and cells[1].cell_type == "code" and cells[1].source.startswith(SETUP_MARKER):
+        cells[1].source = setup_source(repo)
+    else:
+        cells.insert(1, nbformat.v4.new_code_cell(setup_source(repo)))
+    for cell in cells:
+        cell.metadata = {k: v for k, v in cell.metadata.items() if k in ("tags", "jupyter")}
+        if cell.cell_type == "code":
+            cell.outputs = []
+            cell.execution_count = None
+    nb.metadata = {
+        "accelerator": "GPU",
+        "colab": {"provenance": [], "gpuType": "T4", "toc_visible": True},
+        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+        "language_info": {"name": "python"},
+    }
+    nb.nbformat, nb.nbformat_minor = 4, 5
+    return nb
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if a notebook is out of date")
+    parser.add_argument("paths", nargs="*", type=Path, help="notebooks (default: notebooks/*.ipynb)")
+    args = parser.parse_args(argv)
+    repo = repository_url()
+    stale = []
+    for path in args.paths or sorted(NOTEBOOKS.glob("*.ipynb")):
+        text = path.read_text(encoding="utf-8")
+        nb = normalized(nbformat.reads(text, as_version=4), path.name, repo)
+        new_text = nbformat.writes(nb) + "\n"
+        if new_text != text:
+            stale.append(path)
+            if not args.check:
+                path.write_text(new_text, encoding="utf-8")
+    verb = "out of date" if args.check else "rewritten"
+    for path in stale:
+        print(f"{verb}: {path.relative_to(ROOT) if path.is_absolute() else path}")
+    if args.check and stale:
+        print("Run `python tools/sync_notebooks.py` to fix.", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
