@@ -10,6 +10,7 @@ from .resnet import (
     conv1x1,
     conv3x3,
     init_weights,
+    resnet,
     resnet18,
     resnet34,
     resnet50,
@@ -30,6 +31,6 @@ __all__ = [
     "RESNET_CONFIGS", "TORCHVISION_FACTORIES", "BasicBlock", "Bottleneck", "CifarResNet", "DenseBlock",
     "DenseLayer", "DenseNet", "EarlyConcat", "PadShortcut", "ResNet", "SplitTransformMerge", "Transition",
     "cifar_densenet", "cifar_plain", "cifar_resnet", "cifar_resnet18", "conv1x1", "conv3x3", "copy_from_grouped",
-    "densenet121", "grouped_block", "init_weights", "make_shortcut", "resnet18", "resnet34", "resnet50",
+    "densenet121", "grouped_block", "init_weights", "make_shortcut", "resnet", "resnet18", "resnet34", "resnet50",
     "resnet101", "resnet152", "resnext50_32x4d", "resnext101_32x8d",
 ]

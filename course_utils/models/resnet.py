@@ -134,6 +134,7 @@ class ResNet(nn.Module):
     ``stem="imagenet"`` is the 7x7/2 convolution and 3x3/2 max-pool (224 -> 56);
     ``stem="cifar"`` is a 3x3/1 convolution and no pooling, so 32x32 images keep
     their resolution into ``layer1``. The parameter names do not change.
+    ``widths`` are the four stages' channel counts (before the block's expansion).
     """
 
     def __init__(
@@ -148,6 +149,7 @@ class ResNet(nn.Module):
         stem: str = "imagenet",
         residual: bool = True,
         norm_layer: NormLayer | None = None,
+        widths: tuple[int, int, int, int] = (64, 128, 256, 512),
     ) -> None:
         super().__init__()
         if block not in (BasicBlock, Bottleneck):
@@ -158,26 +160,28 @@ class ResNet(nn.Module):
             raise ValueError(f"stem must be 'imagenet' (7x7 conv + max-pool) or 'cifar' (3x3 conv); got {stem!r}.")
         check_positive_int(in_channels, "in_channels")
         check_positive_int(num_classes, "num_classes")
+        if len(widths) != 4 or not all(isinstance(w, int) and w >= 1 for w in widths):
+            raise ValueError(f"widths must be four positive channel counts, e.g. (64, 128, 256, 512); got {widths!r}.")
         self._norm_layer = norm_layer or nn.BatchNorm2d
         self.in_channels = in_channels
-        self.inplanes = 64
+        self.inplanes = widths[0]
         self.groups = groups
         self.base_width = width_per_group
         self.residual = residual
         if stem == "imagenet":
-            self.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
+            self.conv1 = nn.Conv2d(in_channels, widths[0], kernel_size=7, stride=2, padding=3, bias=False)
             self.maxpool: nn.Module = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
         else:
-            self.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
+            self.conv1 = nn.Conv2d(in_channels, widths[0], kernel_size=3, stride=1, padding=1, bias=False)
             self.maxpool = nn.Identity()
-        self.bn1 = self._norm_layer(64)
+        self.bn1 = self._norm_layer(widths[0])
         self.relu = nn.ReLU(inplace=True)
-        self.layer1 = self._make_layer(block, 64, layers[0])
-        self.layer2 = self._make_layer(block, 128, layers[1], stride=2)
-        self.layer3 = self._make_layer(block, 256, layers[2], stride=2)
-        self.layer4 = self._make_layer(block, 512, layers[3], stride=2)
+        self.layer1 = self._make_layer(block, widths[0], layers[0])
+        self.layer2 = self._make_layer(block, widths[1], layers[1], stride=2)
+        self.layer3 = self._make_layer(block, widths[2], layers[2], stride=2)
+        self.layer4 = self._make_layer(block, widths[3], layers[3], stride=2)
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.fc = nn.Linear(512 * block.expansion, num_classes)
+        self.fc = nn.Linear(widths[3] * block.expansion, num_classes)
         init_weights(self, zero_init_residual)
 
     def _make_layer(self, block: Block, planes: int, blocks: int, stride: int = 1) -> nn.Sequential:
@@ -265,3 +269,12 @@ RESNET_CONFIGS: dict[str, tuple[Block, list[int]]] = {
     "resnet152": (Bottleneck, [3, 8, 36, 3]),
 }
 """The paper's table 1: block type and blocks per stage for each depth."""
+
+
+def resnet(depth: int, **kwargs) -> ResNet:
+    """Any row of the paper's table 1 from one function: ``resnet(34)`` is ResNet-34."""
+    if f"resnet{depth}" not in RESNET_CONFIGS:
+        depths = ", ".join(name.removeprefix("resnet") for name in RESNET_CONFIGS)
+        raise ValueError(f"depth must be one of the paper's table 1 ({depths}); got {depth!r}.")
+    block, layers = RESNET_CONFIGS[f"resnet{depth}"]
+    return ResNet(block, layers, **kwargs)

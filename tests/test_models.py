@@ -1,0 +1,142 @@
+"""The course's models against torchvision and against the papers' tables."""
+
+import pytest
+import torch
+import torchvision
+
+import course_utils.models as M
+from course_utils.inspect import count_parameters
+from course_utils.layers import GroupedConv2d
+
+
+@pytest.mark.parametrize("name", M.TORCHVISION_FACTORIES)
+def test_factory_equals_torchvision(name):
+    """Same parameter count, strict state-dict load, identical outputs in eval mode."""
+    torch.manual_seed(0)
+    ref = getattr(torchvision.models, name)().eval()
+    ours = getattr(M, name)().eval()
+    assert count_parameters(ours) == count_parameters(ref)
+    ours.load_state_dict(ref.state_dict(), strict=True)
+    # And the other way round: our state dict loads into torchvision's model.
+    ref.load_state_dict(ours.state_dict(), strict=True)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), ref(x), rtol=0, atol=0)
+
+
+# The ResNet paper, table 6: parameters of the CIFAR-10 ResNets (option A), as printed.
+PAPER_CIFAR_PARAMS = {20: "0.27M", 32: "0.46M", 44: "0.66M", 56: "0.85M", 110: "1.7M"}
+
+
+@pytest.mark.parametrize("depth", PAPER_CIFAR_PARAMS)
+def test_cifar_resnet_parameter_counts_match_paper(depth):
+    n = count_parameters(M.cifar_resnet(depth))
+    printed = PAPER_CIFAR_PARAMS[depth]
+    decimals = len(printed.split(".")[1]) - 1
+    assert f"{n / 1e6:.{decimals}f}M" == printed
+
+
+@pytest.mark.parametrize("depth", [20, 56])
+def test_plain_network_has_same_layers_without_shortcuts(depth):
+    plain, res = M.cifar_plain(depth), M.cifar_resnet(depth)
+    # Option A shortcuts have no parameters, so plain and residual nets are the same size.
+    assert count_parameters(plain) == count_parameters(res)
+    assert all(not b.residual for b in plain.modules() if isinstance(b, M.BasicBlock))
+    assert plain(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_shortcut_options_a_b_c():
+    a, b, c = (count_parameters(M.cifar_resnet(20, shortcut=s)) for s in "ABC")
+    assert a < b < c
+    # B adds a 1x1 projection + BN at the two places the shape changes (16->32, 32->64).
+    assert b - a == (16 * 32 + 2 * 32) + (32 * 64 + 2 * 64)
+    # C projects on every one of the 9 blocks.
+    proj = sum(isinstance(blk.downsample, torch.nn.Sequential) for blk in M.cifar_resnet(20, shortcut="C").modules()
+               if isinstance(blk, M.BasicBlock))
+    assert proj == 9
+
+
+def test_option_a_shortcut_pads_zero_channels():
+    sc = M.PadShortcut(stride=2, extra_channels=16)
+    x = torch.randn(2, 16, 8, 8)
+    y = sc(x)
+    assert y.shape == (2, 32, 4, 4)
+    torch.testing.assert_close(y[:, :16], x[:, :, ::2, ::2])
+    assert torch.all(y[:, 16:] == 0)
+    assert count_parameters(sc) == 0
+
+
+def test_cifar_stem_for_imagenet_resnets():
+    m = M.resnet18(num_classes=10, stem="cifar")
+    assert isinstance(m.maxpool, torch.nn.Identity) and m.conv1.kernel_size == (3, 3)
+    assert m(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    # Only conv1 changes: 3x3x3x64 instead of 7x7x3x64, and the 10-way classifier.
+    ref = M.resnet18(num_classes=10)
+    assert count_parameters(ref) - count_parameters(m) == (49 - 9) * 3 * 64
+    assert M.cifar_resnet18()(torch.randn(1, 3, 32, 32)).shape == (1, 10)
+
+
+def test_resnet_from_one_function_and_widths():
+    assert count_parameters(M.resnet(50)) == count_parameters(torchvision.models.resnet50())
+    wide = M.resnet(18, widths=(32, 64, 128, 256), num_classes=10)
+    assert wide.fc.in_features == 256
+    with pytest.raises(ValueError, match="table 1"):
+        M.resnet(42)
+
+
+def test_mnist_input_channels():
+    m = M.resnet18(in_channels=1, num_classes=10, stem="cifar")
+    assert m(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+
+
+@pytest.mark.parametrize("train", [False, True])
+@pytest.mark.parametrize("form", [M.SplitTransformMerge, M.EarlyConcat])
+def test_resnext_three_forms_equivalent(form, train):
+    torch.manual_seed(0)
+    grouped = M.grouped_block(256, cardinality=32, bottleneck_width=4)
+    # Non-trivial BN statistics and affine parameters, so the copy of each is tested.
+    with torch.no_grad():
+        for bn in (grouped.bn1, grouped.bn2, grouped.bn3):
+            bn.weight.uniform_(0.5, 1.5), bn.bias.uniform_(-0.2, 0.2)
+            bn.running_mean.uniform_(-0.1, 0.1), bn.running_var.uniform_(0.5, 2)
+    other = M.copy_from_grouped(form(256, 32, 4, 256), grouped)
+    grouped.train(train), other.train(train)
+    x = torch.randn(4, 256, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(other(x), grouped(x), atol=1e-5, rtol=1e-5)
+    assert count_parameters(other) == count_parameters(grouped)
+
+
+def test_grouped_block_is_resnext50_first_stage_block():
+    block = M.resnext50_32x4d().layer1[1]
+    assert block.conv2.groups == 32 and block.conv2.in_channels == 128
+    assert count_parameters(block) == count_parameters(M.grouped_block(256, 32, 4))
+
+
+def test_densenet_concatenates():
+    block = M.DenseBlock(num_layers=4, num_input_features=16, bn_size=4, growth_rate=12)
+    assert block(torch.randn(2, 16, 8, 8)).shape == (2, 16 + 4 * 12, 8, 8)
+    assert M.cifar_densenet()(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (lambda: M.resnet18()(torch.randn(3, 224, 224)), ValueError, r"4-D batch.*\(3, 224, 224\).*unsqueeze"),
+        (lambda: M.resnet18()(torch.randn(1, 1, 64, 64)), ValueError, r"3 input channel\(s\).*in_channels=1"),
+        (lambda: M.resnet18()(torch.zeros(1, 3, 64, 64, dtype=torch.uint8)), TypeError, r"floating-point.*uint8"),
+        (lambda: M.cifar_resnet(21)(torch.randn(1, 3, 32, 32)), ValueError, r"6n\+2.*got 21"),
+        (lambda: M.cifar_resnet(20, shortcut="D"), ValueError, r"one of \('A', 'B', 'C'\).*'D'"),
+        (lambda: M.Bottleneck(256, 64, groups=0), ValueError, r"groups must be a positive integer, got 0"),
+        (lambda: GroupedConv2d(30, 64, 3, groups=4), ValueError, r"groups=4 must divide.*in_channels=30"),
+        (lambda: M.grouped_block(256, cardinality=4, bottleneck_width=4, out_channels=128), ValueError,
+         r"in_channels must equal out_channels; got 256 and 128"),
+        (lambda: M.cifar_plain(20)(torch.randn(2, 32, 32, 3)), ValueError, r"3 input channel\(s\).*\(2, 32, 32, 3\)"),
+        (lambda: M.BasicBlock(64, 64, groups=32), ValueError, r"Bottleneck for ResNeXt"),
+        (lambda: M.ResNet(M.BasicBlock, [2, 2, 2]), ValueError, r"four positive block counts"),
+        (lambda: M.densenet121()([1, 2]), TypeError, r"torch.Tensor of shape \(N, 3, H, W\), got list"),
+    ],
+)
+def test_bad_input_messages(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
