@@ -91,8 +91,7 @@ def describe_device(device: torch.device) -> str:
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
         return (
-            f"GPU: {props.name} ({props.total_memory / 2**30:.0f} GiB, "
-            f"compute capability {props.major}.{props.minor})"
+            f"GPU: {props.name} ({props.total_memory / 2**30:.0f} GiB, compute capability {props.major}.{props.minor})"
         )
     if device.type == "mps":
         return "GPU: Apple silicon (MPS)"

@@ -130,7 +130,5 @@ def count_flops(model: nn.Module, input_size: tuple[int, ...] = (1, 3, 224, 224)
 def conv_weights(in_channels: int, out_channels: int, kernel_size: int, groups: int = 1) -> int:
     """Weights of one convolution without bias: k * k * (C_in / groups) * C_out."""
     if in_channels % groups or out_channels % groups:
-        raise ValueError(
-            f"groups={groups} must divide both in_channels={in_channels} and out_channels={out_channels}."
-        )
+        raise ValueError(f"groups={groups} must divide both in_channels={in_channels} and out_channels={out_channels}.")
     return kernel_size * kernel_size * (in_channels // groups) * out_channels

@@ -115,12 +115,15 @@ def block_comparison_expected(channels: int, width: int, bn: bool, bias: bool, s
 def block_comparison(channels: int = 256, width: int = 64) -> W.VBox:
     """Sliders for channels and bottleneck width: parameters and FLOPs of a BasicBlock vs a Bottleneck."""
     controls = {
-        "channels": W.IntSlider(value=channels, min=64, max=1024, step=64, description="channels in/out",
-                                style=_STYLE, layout=_LAYOUT),
-        "width": W.IntSlider(value=width, min=16, max=512, step=16, description="bottleneck width",
-                             style=_STYLE, layout=_LAYOUT),
-        "size": W.IntSlider(value=56, min=7, max=112, step=7, description="feature map H = W",
-                            style=_STYLE, layout=_LAYOUT),
+        "channels": W.IntSlider(
+            value=channels, min=64, max=1024, step=64, description="channels in/out", style=_STYLE, layout=_LAYOUT
+        ),
+        "width": W.IntSlider(
+            value=width, min=16, max=512, step=16, description="bottleneck width", style=_STYLE, layout=_LAYOUT
+        ),
+        "size": W.IntSlider(
+            value=56, min=7, max=112, step=7, description="feature map H = W", style=_STYLE, layout=_LAYOUT
+        ),
         "bn": W.Checkbox(value=False, description="count BatchNorm γ and β", style=_STYLE),
         "bias": W.Checkbox(value=False, description="give every conv a bias (wasted before BN)", style=_STYLE),
     }
@@ -135,8 +138,13 @@ def block_comparison(channels: int = 256, width: int = 64) -> W.VBox:
             f"{_fmt(n['bottleneck_params'])} parameters, {_fmt(n['bottleneck_flops'])} FLOPs<br>"
             f"The basic block has <b>{ratio:.1f}x</b> the parameters."
         )
-        _bar_chart(chart, ["BasicBlock", "Bottleneck"], [n["basic_params"], n["bottleneck_params"]],
-                   "parameters", f"{channels} channels, bottleneck width {width}")
+        _bar_chart(
+            chart,
+            ["BasicBlock", "Bottleneck"],
+            [n["basic_params"], n["bottleneck_params"]],
+            "parameters",
+            f"{channels} channels, bottleneck width {width}",
+        )
 
     return _assemble(controls, update, block_comparison_expected)
 
@@ -150,8 +158,11 @@ def resnet_explorer_expected(depth: int, base: int, size: int) -> dict[str, obje
         model = resnet(depth, widths=(base, 2 * base, 4 * base, 8 * base))
         rows = ins.layer_table(model, (1, 3, size, size), depth=1, device="meta")
         flops = ins.count_flops(model, (1, 3, size, size))
-    shapes = {r.name: r.output_shape[1:] for r in rows if r.name in ("conv1", "maxpool", "layer1", "layer2", "layer3",
-                                                                        "layer4", "fc")}
+    shapes = {
+        r.name: r.output_shape[1:]
+        for r in rows
+        if r.name in ("conv1", "maxpool", "layer1", "layer2", "layer3", "layer4", "fc")
+    }
     return {"params": ins.count_parameters(model), "flops": flops, "shapes": shapes}
 
 
@@ -159,16 +170,19 @@ def resnet_explorer(depth: int = 34, base: int = 64, size: int = 224) -> W.VBox:
     """Depth, width and input size of a ResNet: its stage-by-stage shapes, parameters and FLOPs."""
     controls = {
         "depth": W.Dropdown(options=[18, 34, 50, 101, 152], value=depth, description="depth", style=_STYLE),
-        "base": W.IntSlider(value=base, min=16, max=128, step=16, description="layer1 width", style=_STYLE,
-                            layout=_LAYOUT),
-        "size": W.IntSlider(value=size, min=32, max=448, step=32, description="input H = W", style=_STYLE,
-                            layout=_LAYOUT),
+        "base": W.IntSlider(
+            value=base, min=16, max=128, step=16, description="layer1 width", style=_STYLE, layout=_LAYOUT
+        ),
+        "size": W.IntSlider(
+            value=size, min=32, max=448, step=32, description="input H = W", style=_STYLE, layout=_LAYOUT
+        ),
     }
 
     def update(readout: W.HTML, chart: W.Output, depth, base, size) -> None:
         n = resnet_explorer_expected(depth, base, size)
         rows = "".join(
-            f"<tr><td>{name}</td><td>{' x '.join(str(d) for d in shape)}</td></tr>" for name, shape in n["shapes"].items()
+            f"<tr><td>{name}</td><td>{' x '.join(str(d) for d in shape)}</td></tr>"
+            for name, shape in n["shapes"].items()
         )
         readout.value = (
             f"<b>ResNet-{depth}</b>, widths {base}/{2 * base}/{4 * base}/{8 * base}, input {size}x{size}: "
@@ -196,10 +210,12 @@ def resnext_comparison_expected(cardinality: int, bottleneck_width: int, channel
 def resnext_comparison(cardinality: int = 32, bottleneck_width: int = 4) -> W.VBox:
     """Cardinality C and path width d of a ResNeXt block against a ResNet bottleneck's budget."""
     controls = {
-        "cardinality": W.IntSlider(value=cardinality, min=1, max=64, step=1, description="cardinality C",
-                                   style=_STYLE, layout=_LAYOUT),
-        "bottleneck_width": W.IntSlider(value=bottleneck_width, min=1, max=64, step=1, description="width per path d",
-                                        style=_STYLE, layout=_LAYOUT),
+        "cardinality": W.IntSlider(
+            value=cardinality, min=1, max=64, step=1, description="cardinality C", style=_STYLE, layout=_LAYOUT
+        ),
+        "bottleneck_width": W.IntSlider(
+            value=bottleneck_width, min=1, max=64, step=1, description="width per path d", style=_STYLE, layout=_LAYOUT
+        ),
     }
 
     def update(readout: W.HTML, chart: W.Output, cardinality, bottleneck_width) -> None:
@@ -210,8 +226,13 @@ def resnext_comparison(cardinality: int = 32, bottleneck_width: int = 4) -> W.VB
             f"<b>ResNet bottleneck</b> (256 → 64 → 256): {_fmt(n['resnet_params'])} weights<br>"
             f"Same budget at C = {cardinality}: d = {n['equal_budget_width']}"
         )
-        _bar_chart(chart, [f"ResNeXt {cardinality}x{bottleneck_width}d", "ResNet 1x64d"],
-                   [n["resnext_params"], n["resnet_params"]], "weights", "one block, 256 channels in and out")
+        _bar_chart(
+            chart,
+            [f"ResNeXt {cardinality}x{bottleneck_width}d", "ResNet 1x64d"],
+            [n["resnext_params"], n["resnet_params"]],
+            "weights",
+            "one block, 256 channels in and out",
+        )
 
     return _assemble(controls, update, resnext_comparison_expected)
 

@@ -21,7 +21,13 @@ def test_count_parameters_and_summary():
 def test_layer_table_traces_resnet34_stages():
     rows = {r.name: r for r in ins.layer_table(M.resnet34(), (1, 3, 224, 224), depth=1)}
     assert [rows[n].output_shape[-1] for n in ("conv1", "maxpool", "layer1", "layer2", "layer3", "layer4")] == [
-        112, 56, 56, 28, 14, 7]
+        112,
+        56,
+        56,
+        28,
+        14,
+        7,
+    ]
     assert rows["layer4"].output_shape == (1, 512, 7, 7)
     assert rows["fc"].output_shape == (1, 1000)
 

@@ -51,8 +51,11 @@ def test_shortcut_options_a_b_c():
     # B adds a 1x1 projection + BN at the two places the shape changes (16->32, 32->64).
     assert b - a == (16 * 32 + 2 * 32) + (32 * 64 + 2 * 64)
     # C projects on every one of the 9 blocks.
-    proj = sum(isinstance(blk.downsample, torch.nn.Sequential) for blk in M.cifar_resnet(20, shortcut="C").modules()
-               if isinstance(blk, M.BasicBlock))
+    proj = sum(
+        isinstance(blk.downsample, torch.nn.Sequential)
+        for blk in M.cifar_resnet(20, shortcut="C").modules()
+        if isinstance(blk, M.BasicBlock)
+    )
     assert proj == 9
 
 
@@ -129,8 +132,11 @@ def test_densenet_concatenates():
         (lambda: M.cifar_resnet(20, shortcut="D"), ValueError, r"one of \('A', 'B', 'C'\).*'D'"),
         (lambda: M.Bottleneck(256, 64, groups=0), ValueError, r"groups must be a positive integer, got 0"),
         (lambda: GroupedConv2d(30, 64, 3, groups=4), ValueError, r"groups=4 must divide.*in_channels=30"),
-        (lambda: M.grouped_block(256, cardinality=4, bottleneck_width=4, out_channels=128), ValueError,
-         r"in_channels must equal out_channels; got 256 and 128"),
+        (
+            lambda: M.grouped_block(256, cardinality=4, bottleneck_width=4, out_channels=128),
+            ValueError,
+            r"in_channels must equal out_channels; got 256 and 128",
+        ),
         (lambda: M.cifar_plain(20)(torch.randn(2, 32, 32, 3)), ValueError, r"3 input channel\(s\).*\(2, 32, 32, 3\)"),
         (lambda: M.BasicBlock(64, 64, groups=32), ValueError, r"Bottleneck for ResNeXt"),
         (lambda: M.ResNet(M.BasicBlock, [2, 2, 2]), ValueError, r"four positive block counts"),

@@ -37,7 +37,7 @@ BRANCH = "main"
 BADGE_RE = re.compile(r"^\[!\[Open In Colab\]\([^)]*\)\]\([^)]*\)\s*\n*")
 SETUP_MARKER = "# Setup (Colab and local alike)"
 
-SETUP_TEMPLATE = '''{marker}: on Colab, install course_utils from the course repository
+SETUP_TEMPLATE = """{marker}: on Colab, install course_utils from the course repository
 # without upgrading torch, numpy, matplotlib or ipywidgets; locally, use the checkout.
 import sys
 from pathlib import Path
@@ -49,7 +49,7 @@ elif not (Path.cwd() / "course_utils").is_dir() and (Path.cwd().parent / "course
 
 import course_utils as cu
 
-env = cu.env.setup()'''
+env = cu.env.setup()"""
 
 
 def repository_url() -> str:

@@ -18,7 +18,9 @@ def expect_close(got: torch.Tensor, expected: torch.Tensor, what: str, hint: str
         raise AssertionError(f"{what}: expected shape {tuple(expected.shape)}, got {tuple(got.shape)}. Hint: {hint}")
     err = (got.detach().float() - expected.detach().float()).abs().max().item()
     if not err <= atol:
-        raise AssertionError(f"{what}: values differ from the reference by up to {err:.3g} (allowed {atol}). Hint: {hint}")
+        raise AssertionError(
+            f"{what}: values differ from the reference by up to {err:.3g} (allowed {atol}). Hint: {hint}"
+        )
 
 
 def expect_equal(got: object, expected: object, what: str, hint: str) -> None:

@@ -9,7 +9,9 @@ import torch
 def check_image_batch(x: object, in_channels: int, model_name: str) -> None:
     """Raise a clear error unless ``x`` is a float tensor of shape (N, in_channels, H, W)."""
     if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{model_name} expects a torch.Tensor of shape (N, {in_channels}, H, W), got {type(x).__name__}.")
+        raise TypeError(
+            f"{model_name} expects a torch.Tensor of shape (N, {in_channels}, H, W), got {type(x).__name__}."
+        )
     if x.dim() != 4:
         hint = " Add a batch dimension with x.unsqueeze(0)." if x.dim() == 3 else ""
         raise ValueError(

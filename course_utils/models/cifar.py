@@ -71,7 +71,9 @@ class CifarResNet(nn.Module):
                 f"CIFAR ResNet depth must be 6n+2 with n >= 1 (8, 14, 20, 32, 44, 56, 110, ...); got {depth!r}."
             )
         if shortcut not in SHORTCUT_OPTIONS:
-            raise ValueError(f"shortcut must be one of {SHORTCUT_OPTIONS} (the paper's options A, B, C); got {shortcut!r}.")
+            raise ValueError(
+                f"shortcut must be one of {SHORTCUT_OPTIONS} (the paper's options A, B, C); got {shortcut!r}."
+            )
         check_positive_int(in_channels, "in_channels")
         n = (depth - 2) // 6
         self.depth, self.shortcut, self.residual, self.in_channels = depth, shortcut, residual, in_channels

@@ -42,7 +42,9 @@ class DenseLayer(nn.Module):
 class DenseBlock(nn.ModuleDict):
     """``num_layers`` DenseLayers; the block outputs every layer's features, concatenated."""
 
-    def __init__(self, num_layers: int, num_input_features: int, bn_size: int, growth_rate: int, drop_rate: float = 0.0):
+    def __init__(
+        self, num_layers: int, num_input_features: int, bn_size: int, growth_rate: int, drop_rate: float = 0.0
+    ):
         super().__init__()
         for i in range(num_layers):
             layer = DenseLayer(num_input_features + i * growth_rate, growth_rate, bn_size, drop_rate)
@@ -102,7 +104,9 @@ class DenseNet(nn.Module):
         self.features = nn.Sequential(OrderedDict(stem_layers))
         channels = num_init_features
         for i, num_layers in enumerate(block_config):
-            self.features.add_module(f"denseblock{i + 1}", DenseBlock(num_layers, channels, bn_size, growth_rate, drop_rate))
+            self.features.add_module(
+                f"denseblock{i + 1}", DenseBlock(num_layers, channels, bn_size, growth_rate, drop_rate)
+            )
             channels += num_layers * growth_rate
             if i != len(block_config) - 1:
                 self.features.add_module(f"transition{i + 1}", Transition(channels, channels // 2))

@@ -192,7 +192,9 @@ class ResNet(nn.Module):
                 conv1x1(self.inplanes, planes * block.expansion, stride),
                 self._norm_layer(planes * block.expansion),
             )
-        kwargs = dict(groups=self.groups, base_width=self.base_width, norm_layer=self._norm_layer, residual=self.residual)
+        kwargs = dict(
+            groups=self.groups, base_width=self.base_width, norm_layer=self._norm_layer, residual=self.residual
+        )
         layers = [block(self.inplanes, planes, stride, downsample, **kwargs)]
         self.inplanes = planes * block.expansion
         layers += [block(self.inplanes, planes, **kwargs) for _ in range(1, blocks)]

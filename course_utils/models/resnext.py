@@ -23,8 +23,12 @@ from .resnet import Bottleneck, conv1x1, conv3x3
 
 
 def _check_block_args(in_channels: int, cardinality: int, bottleneck_width: int, out_channels: int) -> None:
-    for value, name in [(in_channels, "in_channels"), (cardinality, "cardinality"),
-                        (bottleneck_width, "bottleneck_width"), (out_channels, "out_channels")]:
+    for value, name in [
+        (in_channels, "in_channels"),
+        (cardinality, "cardinality"),
+        (bottleneck_width, "bottleneck_width"),
+        (out_channels, "out_channels"),
+    ]:
         check_positive_int(value, name)
     if in_channels != out_channels:
         raise ValueError(
@@ -36,15 +40,21 @@ def _check_block_args(in_channels: int, cardinality: int, bottleneck_width: int,
 def _reduce_path(in_channels: int, width: int) -> list[nn.Module]:
     """1x1 conv to ``width`` channels and a 3x3 conv, each followed by BN and ReLU."""
     return [
-        conv1x1(in_channels, width), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
-        conv3x3(width, width), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
+        conv1x1(in_channels, width),
+        nn.BatchNorm2d(width),
+        nn.ReLU(inplace=True),
+        conv3x3(width, width),
+        nn.BatchNorm2d(width),
+        nn.ReLU(inplace=True),
     ]
 
 
 class SplitTransformMerge(nn.Module):
     """Form (a): ``out = relu(BN(sum_i T_i(x)) + x)`` with C paths T_i of width d."""
 
-    def __init__(self, in_channels: int = 256, cardinality: int = 32, bottleneck_width: int = 4, out_channels: int = 256):
+    def __init__(
+        self, in_channels: int = 256, cardinality: int = 32, bottleneck_width: int = 4, out_channels: int = 256
+    ):
         super().__init__()
         _check_block_args(in_channels, cardinality, bottleneck_width, out_channels)
         self.cardinality, self.bottleneck_width = cardinality, bottleneck_width
@@ -64,11 +74,15 @@ class SplitTransformMerge(nn.Module):
 class EarlyConcat(nn.Module):
     """Form (b): C paths of 1x1 -> 3x3 concatenated, then one 1x1 conv back to ``out_channels``."""
 
-    def __init__(self, in_channels: int = 256, cardinality: int = 32, bottleneck_width: int = 4, out_channels: int = 256):
+    def __init__(
+        self, in_channels: int = 256, cardinality: int = 32, bottleneck_width: int = 4, out_channels: int = 256
+    ):
         super().__init__()
         _check_block_args(in_channels, cardinality, bottleneck_width, out_channels)
         self.cardinality, self.bottleneck_width = cardinality, bottleneck_width
-        self.paths = nn.ModuleList(nn.Sequential(*_reduce_path(in_channels, bottleneck_width)) for _ in range(cardinality))
+        self.paths = nn.ModuleList(
+            nn.Sequential(*_reduce_path(in_channels, bottleneck_width)) for _ in range(cardinality)
+        )
         self.conv3 = conv1x1(cardinality * bottleneck_width, out_channels)
         self.bn3 = nn.BatchNorm2d(out_channels)
         self.relu = nn.ReLU(inplace=True)
@@ -78,7 +92,9 @@ class EarlyConcat(nn.Module):
         return self.relu(self.bn3(self.conv3(concatenated)) + x)
 
 
-def grouped_block(in_channels: int = 256, cardinality: int = 32, bottleneck_width: int = 4, out_channels: int = 256) -> Bottleneck:
+def grouped_block(
+    in_channels: int = 256, cardinality: int = 32, bottleneck_width: int = 4, out_channels: int = 256
+) -> Bottleneck:
     """Form (c): a Bottleneck whose 3x3 conv has ``groups=cardinality``, ``C * d`` channels wide."""
     _check_block_args(in_channels, cardinality, bottleneck_width, out_channels)
     if out_channels % Bottleneck.expansion:
