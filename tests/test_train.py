@@ -1,0 +1,386 @@
+"""course_utils.train: fit, schedules, checkpoints and resume, divergence, History."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from course_utils import train
+from course_utils.train import CheckpointError, History, TrainingDiverged, fit
+
+
+class TinyLoader:
+    """A deterministic loader: shuffle order depends only on (seed, epoch), like DeviceLoader."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int = 16, seed: int = 0) -> None:
+        self.x, self.y, self.batch_size, self.seed, self.epoch = x, y, batch_size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return -(-len(self.x) // self.batch_size)
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed * 1000 + self.epoch)
+        order = torch.randperm(len(self.x), generator=g)
+        for i in range(0, len(order), self.batch_size):
+            idx = order[i : i + self.batch_size]
+            yield self.x[idx], self.y[idx]
+
+
+class InterruptingLoader(TinyLoader):
+    """Raises KeyboardInterrupt in the middle of epoch ``at_epoch`` (0-based), as a user pressing stop."""
+
+    def __init__(self, *args, at_epoch: int, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.at_epoch = at_epoch
+
+    def __iter__(self):
+        for i, batch in enumerate(super().__iter__()):
+            if self.epoch == self.at_epoch and i == 1:
+                raise KeyboardInterrupt
+            yield batch
+
+
+def make_data(n: int = 128, classes: int = 4, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images whose class sets the mean of one channel pattern: learnable in a few steps."""
+    prototypes = torch.randn(classes, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    y = torch.arange(n) % classes
+    x = prototypes[y] + 0.5 * torch.randn(n, 3, 8, 8, generator=torch.Generator().manual_seed(seed + 1))
+    return x, y
+
+
+def tiny_model(seed: int = 0, classes: int = 4) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1, bias=False),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(2),
+        nn.Flatten(),
+        nn.Dropout(0.2),  # uses the RNG: resume must restore it to be exact
+        nn.Linear(32, classes),
+    )
+
+
+def loaders(batch_size: int = 16):
+    x, y = make_data()
+    xt, yt = make_data(64, seed=1)
+    return TinyLoader(x, y, batch_size), TinyLoader(xt, yt, 32)
+
+
+QUIET = {"progress": False, "verbose": False}
+
+
+# --------------------------------------------------------------------------- fit
+
+
+def test_fit_learns_and_records_history():
+    train_loader, test_loader = loaders()
+    history = fit(tiny_model(), train_loader, test_loader, epochs=4, lr=0.05, **QUIET)
+    assert len(history) == 4
+    assert history["epoch"] == [1, 2, 3, 4]
+    assert history["train_loss"][-1] < history["train_loss"][0]
+    assert history.last["test_acc"] > 0.5
+    for key in ("train_acc", "test_loss", "lr", "images_per_s", "epoch_time"):
+        assert all(isinstance(v, float) and math.isfinite(v) for v in history[key]), key
+
+
+def test_fit_prints_one_line_per_epoch(capsys):
+    train_loader, test_loader = loaders()
+    fit(tiny_model(), train_loader, test_loader, epochs=2, progress=False)
+    out = capsys.readouterr().out
+    assert out.count("test acc") == 2 and "img/s" in out and "fp32" in out
+
+
+def lr_trajectory(schedule: str, epochs: int = 8, steps: int = 5, **kwargs) -> list[float]:
+    opt = torch.optim.SGD(nn.Linear(2, 2).parameters(), lr=0.1)
+    sched = train.make_scheduler(opt, schedule, epochs, steps, **kwargs)
+    lrs = []
+    for _ in range(epochs * steps):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    return lrs
+
+
+def test_step_schedule_divides_by_ten_at_milestones():
+    lrs = lr_trajectory("step", epochs=8, steps=5)
+    per_epoch = lrs[::5]
+    assert per_epoch == pytest.approx([0.1] * 4 + [0.01] * 2 + [0.001] * 2)
+    assert lrs == pytest.approx(sorted(lrs, reverse=True))  # constant within an epoch, never up
+    custom = lrs = lr_trajectory("step", epochs=8, steps=5, milestones=[2])[::5]
+    assert custom == pytest.approx([0.1] * 2 + [0.01] * 6)
+
+
+def test_onecycle_cosine_constant_trajectories():
+    one = lr_trajectory("onecycle")
+    peak = one.index(max(one))
+    assert max(one) == pytest.approx(0.1) and 0 < peak < len(one) // 2
+    assert one[0] == pytest.approx(0.1 / 25) and one[-1] < 0.01
+    cos = lr_trajectory("cosine")
+    assert cos[0] == pytest.approx(0.1) and cos == sorted(cos, reverse=True) and cos[-1] < 0.001
+    warm = lr_trajectory("cosine", warmup_epochs=2)
+    assert warm[:10] == sorted(warm[:10]) and max(warm) == pytest.approx(0.1) and warm[0] < 0.02
+    assert lr_trajectory("constant") == pytest.approx([0.1] * 40)
+
+
+def test_history_lr_follows_step_schedule():
+    train_loader, _ = loaders()
+    history = fit(tiny_model(), train_loader, epochs=4, schedule="step", lr=0.1, **QUIET)
+    assert history["lr"] == pytest.approx([0.1, 0.1, 0.01, 0.001])
+
+
+def test_label_smoothing_reaches_the_loss():
+    # lr=0: the weights never change, so the recorded loss can be recomputed by hand.
+    train_loader, _ = loaders()
+    model = tiny_model().eval()  # no dropout, BN with running stats: the forward is a fixed function
+    model.train = lambda mode=True: model  # keep eval mode inside fit
+    history = fit(
+        model, train_loader, epochs=1, lr=0.0, weight_decay=0, schedule="constant", label_smoothing=0.3, **QUIET
+    )
+    with torch.no_grad():
+        expected = F.cross_entropy(model(train_loader.x), train_loader.y, label_smoothing=0.3).item()
+        plain = F.cross_entropy(model(train_loader.x), train_loader.y).item()
+    assert history.last["train_loss"] == pytest.approx(expected, rel=1e-5)
+    assert abs(expected - plain) > 1e-3
+
+
+def test_adamw_and_given_optimizer():
+    train_loader, _ = loaders()
+    h = fit(tiny_model(), train_loader, epochs=2, optimizer="adamw", lr=1e-2, **QUIET)
+    assert h["train_loss"][1] < h["train_loss"][0]
+    model = tiny_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.02)
+    h = fit(model, train_loader, epochs=1, optimizer=opt, schedule="constant", **QUIET)
+    assert h.last["lr"] == pytest.approx(0.02)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"epochs": 0}, "epochs must be a positive integer"),
+        ({"epochs": 1, "optimizer": "adam"}, "optimizer must be one of"),
+        ({"epochs": 1, "schedule": "linear"}, "schedule must be one of"),
+        ({"epochs": 1, "amp": "fp8"}, "amp must be one of"),
+        ({"epochs": 2, "warmup_epochs": 5}, "warmup_epochs"),
+    ],
+)
+def test_bad_arguments_say_what_was_expected(kwargs, match):
+    train_loader, _ = loaders()
+    with pytest.raises(ValueError, match=match):
+        fit(tiny_model(), train_loader, **kwargs, **QUIET)
+
+
+def test_empty_loader_is_a_clear_error():
+    x, y = make_data()
+    with pytest.raises(ValueError, match="empty"):
+        fit(tiny_model(), TinyLoader(x[:0], y[:0]), epochs=1, **QUIET)
+    with pytest.raises(ValueError, match="empty"):
+        fit(tiny_model(), [], epochs=1, **QUIET)
+
+
+def test_max_batches_cuts_epochs():
+    train_loader, test_loader = loaders(batch_size=8)  # 16 batches
+    h = fit(tiny_model(), train_loader, test_loader, epochs=1, max_batches=3, **QUIET)
+    assert h.last["images_per_s"] > 0
+    assert train.evaluate(tiny_model(), test_loader, max_batches=1)["n"] == 32
+
+
+def test_diverging_training_stops_with_advice():
+    train_loader, _ = loaders()
+    with pytest.raises(TrainingDiverged, match="learning rate") as info:
+        fit(tiny_model(), train_loader, epochs=3, lr=1e12, schedule="constant", **QUIET)
+    assert "epoch 1" in str(info.value) and "amp=False" in str(info.value)
+
+
+def test_nan_model_stops(tmp_path):
+    class NaNNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(3 * 8 * 8, 4)
+
+        def forward(self, x):
+            return self.fc(x.flatten(1)) * float("nan")
+
+    train_loader, _ = loaders()
+    with pytest.raises(TrainingDiverged, match="learning rate"):
+        fit(NaNNet(), train_loader, epochs=1, **QUIET)
+
+
+def test_compile_failure_falls_back_with_warning(monkeypatch, capsys):
+    def broken_compile(model, **kwargs):
+        def forward(x):
+            raise RuntimeError("no C++ compiler found")
+
+        return forward
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    train_loader, _ = loaders()
+    h = fit(tiny_model(), train_loader, epochs=1, compile=True, progress=False)
+    assert len(h) == 1
+    assert "torch.compile failed" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def test_resume_after_interrupt_is_bit_exact(tmp_path, capsys):
+    x, y = make_data()
+    kwargs = dict(epochs=3, lr=0.05, **QUIET)
+
+    straight = tiny_model(seed=0)
+    h_straight = fit(straight, TinyLoader(x, y), **kwargs)
+
+    ckpt = tmp_path / "run.pt"
+    with pytest.raises(KeyboardInterrupt):
+        fit(tiny_model(seed=0), InterruptingLoader(x, y, at_epoch=2), checkpoint=ckpt, **kwargs)
+    out = capsys.readouterr().out
+    assert str(ckpt) in out and "epoch 2" in out and "resume" in out
+    assert train.load_checkpoint(ckpt)["epoch"] == 2
+
+    resumed = tiny_model(seed=123)  # a fresh object with other weights: all must come from the checkpoint
+    h_resumed = fit(resumed, TinyLoader(x, y), checkpoint=ckpt, **kwargs)
+
+    assert h_resumed["epoch"] == [1, 2, 3]
+    assert h_resumed["train_loss"] == h_straight["train_loss"]
+    a, b = straight.state_dict(), resumed.state_dict()
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_finished_checkpoint_returns_history_and_config_mismatch_is_refused(tmp_path):
+    train_loader, _ = loaders()
+    ckpt = tmp_path / "done.pt"
+    h1 = fit(tiny_model(), train_loader, epochs=2, checkpoint=ckpt, **QUIET)
+    h2 = fit(tiny_model(), train_loader, epochs=2, checkpoint=ckpt, **QUIET)
+    assert h2.records == h1.records
+    with pytest.raises(ValueError, match="different training run"):
+        fit(tiny_model(), train_loader, epochs=5, checkpoint=ckpt, **QUIET)
+    h3 = fit(tiny_model(), train_loader, epochs=1, checkpoint=ckpt, resume=False, **QUIET)
+    assert len(h3) == 1 and train.load_checkpoint(ckpt)["epoch"] == 1
+
+
+def test_checkpoint_write_is_atomic_and_uses_weights_only(tmp_path, monkeypatch):
+    model = tiny_model()
+    path = tmp_path / "sub" / "c.pt"
+    train.save_checkpoint(path, model=model, epoch=1, history=History([{"epoch": 1}]))
+    assert os.listdir(path.parent) == ["c.pt"]  # no temporary file left behind
+
+    calls = []
+    real_load = torch.load
+    monkeypatch.setattr(torch, "load", lambda *a, **k: calls.append(k) or real_load(*a, **k))
+    state = train.load_checkpoint(path)
+    assert calls and calls[0].get("weights_only") is True
+    assert state["epoch"] == 1 and state["history"]["records"] == [{"epoch": 1}]
+
+    def failing_save(obj, f):
+        f.write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", failing_save)
+    with pytest.raises(OSError, match="disk full"):
+        train.save_checkpoint(path, model=model, epoch=2)
+    assert os.listdir(path.parent) == ["c.pt"]  # the old checkpoint survives, no tmp file
+    monkeypatch.undo()
+    assert train.load_checkpoint(path)["epoch"] == 1
+
+
+@pytest.mark.parametrize("damage", ["truncated", "random", "text", "bare_state_dict"])
+def test_damaged_checkpoint_says_what_to_do(tmp_path, damage):
+    path = tmp_path / "c.pt"
+    train.save_checkpoint(path, model=tiny_model(), epoch=1)
+    data = path.read_bytes()
+    if damage == "truncated":
+        path.write_bytes(data[: len(data) // 2])
+    elif damage == "random":
+        path.write_bytes(torch.randint(0, 256, (4096,), dtype=torch.uint8).numpy().tobytes())
+    elif damage == "text":
+        path.write_text("this is not a checkpoint\n")
+    else:
+        torch.save(tiny_model().state_dict(), path)
+    with pytest.raises(CheckpointError) as info:
+        train.load_checkpoint(path)
+    message = str(info.value)
+    assert str(path) in message and "Delete it" in message
+    assert "damaged" in message and "not a course_utils checkpoint" in message
+
+
+def test_fit_with_damaged_checkpoint_raises_checkpoint_error(tmp_path):
+    path = tmp_path / "c.pt"
+    path.write_text("oops")
+    train_loader, _ = loaders()
+    with pytest.raises(CheckpointError, match="Delete it"):
+        fit(tiny_model(), train_loader, epochs=1, checkpoint=path, **QUIET)
+
+
+# --------------------------------------------------------------------------- history, predict
+
+
+def test_history_roundtrip_and_best(tmp_path):
+    h = History()
+    h.append({"epoch": 1, "test_acc": 0.5, "test_loss": 1.2, "note": "warmup"})
+    h.append({"epoch": 2, "test_acc": 0.7, "test_loss": 0.9})
+    h.append({"epoch": 3, "test_acc": 0.6, "test_loss": 1.0})
+    path = tmp_path / "h.json"
+    h.save(path)
+    assert os.listdir(tmp_path) == ["h.json"]
+    loaded = History.load(path)
+    assert loaded.records == h.records and History.from_dict(h.to_dict()).records == h.records
+    assert loaded["test_acc"] == [0.5, 0.7, 0.6] and loaded["note"] == ["warmup", None, None]
+    assert loaded.best()["epoch"] == 2 and loaded.best("test_loss")["epoch"] == 2
+    assert loaded.last["epoch"] == 3 and len(loaded) == 3
+    with pytest.raises(KeyError, match="test_acc"):
+        loaded["nope"]
+
+
+def test_predict_and_most_confident_mistakes():
+    _, test_loader = loaders()
+    logits, labels = train.predict(tiny_model(), test_loader)
+    assert logits.shape == (64, 4) and labels.shape == (64,) and logits.device.type == "cpu"
+    logits = torch.tensor([[5.0, 0.0], [0.0, 1.0], [0.0, 9.0], [2.0, 0.0]])
+    labels = torch.tensor([1, 1, 0, 0])
+    assert train.most_confident_mistakes(logits, labels, k=5).tolist() == [2, 0]
+    assert train.most_confident_mistakes(logits, labels, k=1).tolist() == [2]
+
+
+def test_resolve_amp_on_cpu():
+    cpu = torch.device("cpu")
+    assert train.resolve_amp("auto", cpu) == (None, False)
+    assert train.resolve_amp(False, cpu) == (None, False)
+    assert train.resolve_amp("bf16", cpu) == (torch.bfloat16, False)
+
+
+def test_resume_with_device_loader_is_bit_exact(tmp_path, monkeypatch):
+    # The course's own loader: shuffle and crop/flip augmentation must replay exactly after a resume.
+    from course_utils.data import make_loaders, synthetic_dataset
+
+    data = synthetic_dataset("cifar10", n_train=96, n_test=32)
+    kwargs = dict(epochs=2, lr=0.05, **QUIET)
+    straight = tiny_model(seed=0, classes=10)
+    fit(straight, make_loaders(data, batch_size=32)[0], **kwargs)
+
+    ckpt = tmp_path / "run.pt"
+    train_loader = make_loaders(data, batch_size=32)[0]
+    iterate = type(train_loader).__iter__
+
+    def stop_in_second_epoch(self):
+        if self.epoch == 1:
+            raise KeyboardInterrupt
+        return iterate(self)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(type(train_loader), "__iter__", stop_in_second_epoch)
+        with pytest.raises(KeyboardInterrupt):
+            fit(tiny_model(seed=0, classes=10), train_loader, checkpoint=ckpt, **kwargs)
+    resumed = tiny_model(seed=5, classes=10)
+    fit(resumed, make_loaders(data, batch_size=32)[0], checkpoint=ckpt, **kwargs)
+    for key, value in straight.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[key]), key
