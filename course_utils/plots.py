@@ -59,7 +59,9 @@ def _plot_run(ax, history, metric: str, name: str, color: str, error: bool) -> N
         if metric == "acc":
             values = 100 * (1 - values) if error else 100 * values
         label = split if not name else (name if split == "test" else "_nolegend_")
-        ax.plot(epochs, values, style, color=color, label=label)
+        # A marker per epoch on short runs, so a one-epoch run still shows its point.
+        marker = "o" if len(values) <= 10 else None
+        ax.plot(epochs, values, style, color=color, label=label, marker=marker, markersize=4)
 
 
 def _metric_label(metric: str, error: bool) -> str:
