@@ -49,7 +49,7 @@ from . import env
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 MNIST_CLASSES = [str(digit) for digit in range(10)]
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
-CACHE_VERSION = 1  # bump when the cache file's layout changes, so old files are not read
+CACHE_VERSION = 2  # bump when the cache file's layout changes, so old files are not read
 
 
 # ---------------------------------------------------------------------------
@@ -573,7 +573,9 @@ def _read_image_folder(path: Path, mode: str, size: int) -> dict:
 
     Classes are the sorted folder names (torchvision's ``ImageFolder`` rule;
     CIFAR-10's official label order happens to be alphabetical). Images are
-    sorted by class and file name, so the order never depends on the archive.
+    sorted by class and file name, so the order never depends on the archive,
+    and then put in one fixed shuffled order, as in the official release: a
+    split sorted by class would make every first batch a single class.
     """
     found = {"train": [], "test": []}
     for member_name, read_bytes in _iter_image_files(path):
@@ -592,6 +594,8 @@ def _read_image_folder(path: Path, mode: str, size: int) -> dict:
     arrays = {"classes": classes}
     for split, records in found.items():
         records.sort(key=lambda record: record[:2])
+        order = torch.randperm(len(records), generator=torch.Generator().manual_seed(0)).tolist()
+        records = [records[i] for i in order]
         images = np.stack([image for _, _, image in records])
         if images.ndim == 3:  # grey images have no channel axis yet
             images = images[..., None]

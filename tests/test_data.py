@@ -69,8 +69,10 @@ def test_image_folder_tarball_is_decoded_and_cached(tmp_path: Path, private_cach
     assert first.train_images.shape == (7, 3, 32, 32) and first.train_images.dtype == torch.uint8
     assert first.test_images.shape == (4, 3, 32, 32)
     assert first.train_labels.dtype == torch.int64
-    assert first.train_labels.tolist() == [0, 0, 0, 0, 1, 1, 1]
-    assert first.test_labels.tolist() == [0, 0, 1, 1]
+    # A fixed shuffled order (not sorted by class), the same on every load.
+    assert sorted(first.train_labels.tolist()) == [0, 0, 0, 0, 1, 1, 1]
+    assert sorted(first.test_labels.tolist()) == [0, 0, 1, 1]
+    assert first.train_labels.tolist() != sorted(first.train_labels.tolist())
     for images, labels in [(first.train_images, first.train_labels), (first.test_images, first.test_labels)]:
         for image, label in zip(images, labels):
             expected = torch.tensor(COLOURS[first.classes[label]], dtype=torch.float32)
