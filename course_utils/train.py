@@ -294,7 +294,10 @@ def make_scheduler(
     if not 0 <= warmup < total:
         raise ValueError(f"warmup_epochs must be >= 0 and less than epochs={epochs}; got {warmup_epochs}.")
     if schedule == "onecycle":
-        pct_start = warmup / total if warmup else 0.25
+        if total < 4:  # too short for a warm-up and an annealing phase (smoke runs): keep the rate constant
+            return lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+        # OneCycleLR needs at least two steps in each phase, or it divides by zero.
+        pct_start = min(max(warmup / total if warmup else 0.25, 2 / total), (total - 2) / total)
         max_lr = [g["lr"] for g in optimizer.param_groups]
         # cycle_momentum=False keeps `momentum` what the caller asked for.
         return lr_scheduler.OneCycleLR(
