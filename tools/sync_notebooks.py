@@ -113,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
                 path.write_text(new_text, encoding="utf-8")
     verb = "out of date" if args.check else "rewritten"
     for path in stale:
-        print(f"{verb}: {path.relative_to(ROOT) if path.is_absolute() else path}")
+        shown = path.resolve().relative_to(ROOT) if path.resolve().is_relative_to(ROOT) else path
+        print(f"{verb}: {shown}")
     if args.check and stale:
         print("Run `python tools/sync_notebooks.py` to fix.", file=sys.stderr)
         return 1

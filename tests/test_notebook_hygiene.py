@@ -1,0 +1,142 @@
+"""What is committed is clean and consistent, and the Colab install upgrades nothing.
+
+- notebooks carry no outputs, execution counts or widget state, and are exactly
+  what ``tools/sync_notebooks.py`` writes (badge, setup cell, Colab metadata);
+- each notebook's badge and setup cell point at pyproject's Repository URL;
+- the setup cell's pip line neither upgrades nor installs editable, and the
+  package's dependencies are bare lower bounds, so pip keeps Colab's versions;
+- ruff lints and format-checks the package, tools, benchmarks, tests and notebooks.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from conftest import NOTEBOOKS_DIR, ROOT, load_tool
+from packaging.requirements import Requirement
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python < 3.11
+    import tomli as tomllib  # type: ignore[no-redef]
+
+NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
+IDS = [p.name for p in NOTEBOOKS]
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+REPOSITORY = PYPROJECT["project"]["urls"]["Repository"].rstrip("/").removesuffix(".git")
+LINTED = [d for d in ("course_utils", "tools", "benchmarks", "tests", "notebooks") if (ROOT / d).is_dir()]
+
+
+sync = load_tool("sync_notebooks")
+
+
+def run(*cmd: str) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+
+
+def test_notebooks_are_synced():
+    """`tools/sync_notebooks.py --check` would change nothing (it lists the stale ones)."""
+    result = run(sys.executable, "tools/sync_notebooks.py", "--check")
+    assert result.returncode == 0, (
+        f"stale notebooks, run `python tools/sync_notebooks.py`:\n{result.stdout}{result.stderr}"
+    )
+
+
+@pytest.mark.skipif(not NOTEBOOKS, reason="no notebooks (test_notebooks.py fails on that)")
+def test_nbstripout_verify():
+    """nbstripout agrees there is nothing to strip (cell ids are kept: they are stable)."""
+    nbstripout = Path(sys.executable).with_name("nbstripout")
+    cmd = [str(nbstripout)] if nbstripout.exists() else [sys.executable, "-m", "nbstripout"]
+    result = run(*cmd, "--verify", "--keep-id", *map(str, NOTEBOOKS))
+    assert result.returncode == 0, f"nbstripout would strip:\n{result.stdout}{result.stderr}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_no_outputs_or_state(path: Path):
+    nb = nbformat.read(path, as_version=4)
+    assert "widgets" not in nb.metadata, "widget state is saved in the notebook metadata"
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "code":
+            assert cell.outputs == [], f"cell {i} has outputs"
+            assert cell.execution_count is None, f"cell {i} has an execution count"
+        extra = set(cell.metadata) - {"tags", "jupyter"}
+        assert not extra, f"cell {i} has metadata {sorted(extra)}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_colab_metadata(path: Path):
+    nb = nbformat.read(path, as_version=4)
+    assert nb.metadata.get("accelerator") == "GPU"
+    assert nb.metadata.get("kernelspec", {}).get("name") == "python3"
+    assert re.fullmatch(r"\d\d_[a-z0-9_]+\.ipynb", path.name), "notebooks are named NN_topic.ipynb"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_badge_and_setup_cell_match_pyproject(path: Path):
+    """Cell 1 opens with the Colab badge of this very notebook; cell 2 is the setup cell for REPOSITORY."""
+    cells = nbformat.read(path, as_version=4).cells
+    assert len(cells) >= 2 and cells[0].cell_type == "markdown" and cells[1].cell_type == "code"
+    github_path = REPOSITORY.removeprefix("https://github.com/")
+    link = f"https://colab.research.google.com/github/{github_path}/blob/{sync.BRANCH}/notebooks/{path.name}"
+    assert cells[0].source.startswith(
+        f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({link})"
+    )
+    assert cells[1].source == sync.setup_source(REPOSITORY)
+    assert f"git+{REPOSITORY}.git@{sync.BRANCH}" in cells[1].source
+
+
+def pip_lines(source: str) -> list[list[str]]:
+    """The pip commands in a cell, as argument lists."""
+    commands = []
+    for line in source.splitlines():
+        line = line.strip()
+        match = re.match(r"^[%!]\s*pip\s+install\s+(.*)$", line) or re.match(r"^[%!].*-m\s+pip\s+install\s+(.*)$", line)
+        if match:
+            commands.append(shlex.split(match.group(1)))
+    return commands
+
+
+def test_setup_cell_pip_line_upgrades_nothing():
+    """On Colab the setup cell installs course_utils non-editable and never upgrades what is there."""
+    source = sync.setup_source(REPOSITORY)
+    commands = pip_lines(source)
+    assert len(commands) == 1, f"expected one pip install line in the setup cell:\n{source}"
+    args = commands[0]
+    forbidden = {"-U", "--upgrade", "-e", "--editable", "--force-reinstall", "-I", "--ignore-installed"}
+    assert not forbidden & set(args), f"setup cell pip line uses {sorted(forbidden & set(args))}: {args}"
+    assert not any(a.startswith("--upgrade-strategy") for a in args), args
+    assert not any(re.match(r"^-[a-zA-Z]*[Ue][a-zA-Z]*$", a) for a in args), f"combined short flag with -U/-e: {args}"
+    targets = [a for a in args if not a.startswith("-")]
+    assert targets == [f"course-utils @ git+{REPOSITORY}.git@{sync.BRANCH}"], targets
+
+
+def test_pip_line_parser_catches_upgrades():
+    assert pip_lines('    %pip install -q -U "x @ git+https://e/x.git"') == [["-q", "-U", "x @ git+https://e/x.git"]]
+    assert pip_lines("!python -m pip install -e .") == [["-e", "."]]
+
+
+def test_dependencies_are_lower_bounds_only():
+    """pip's default only-if-needed strategy then leaves Colab's torch, numpy, ... alone."""
+    for dep in PYPROJECT["project"]["dependencies"]:
+        req = Requirement(dep)
+        ops = {spec.operator for spec in req.specifier}
+        assert ops <= {">="}, f"{dep!r}: only '>=' lower bounds (or none) are allowed in pyproject dependencies"
+        assert req.url is None, f"{dep!r}: no direct URLs in the dependencies"
+
+
+def test_ruff_check():
+    result = run(sys.executable, "-m", "ruff", "check", "--no-cache", *LINTED)
+    assert result.returncode == 0, f"ruff check {' '.join(LINTED)}:\n{result.stdout}{result.stderr}"
+
+
+def test_ruff_format():
+    result = run(sys.executable, "-m", "ruff", "format", "--check", "--no-cache", *LINTED)
+    assert result.returncode == 0, (
+        f"ruff format --check {' '.join(LINTED)} (run `ruff format`):\n{result.stdout}{result.stderr}"
+    )

@@ -1,0 +1,112 @@
+"""Every notebook in notebooks/ runs top to bottom, in smoke mode, on the CPU, offline.
+
+One test per notebook (id = file name), discovered when the tests are collected.
+The kernel starts in notebooks/, as it does for a learner in JupyterLab. A cell
+that raises fails the test with that cell's source and traceback; the executed
+notebook is written to test-artifacts/executed/ either way.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+from conftest import ARTIFACTS_DIR, NOTEBOOKS_DIR, ROOT
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+
+NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
+CELL_TIMEOUT = 600  # seconds per cell; smoke-mode cells take a few seconds
+OFFLINE_NOTEBOOK = NOTEBOOKS_DIR / "00_setup.ipynb"
+
+
+def kernel_env(**overrides: str) -> dict[str, str]:
+    """The kernel's environment: smoke mode, CPU, inline plots, no GUI."""
+    env = dict(os.environ)
+    env.update(
+        COURSE_SMOKE="1",
+        COURSE_DEVICE="cpu",
+        MPLBACKEND="module://matplotlib_inline.backend_inline",  # what a Jupyter kernel uses; never a GUI
+        PYDEVD_DISABLE_FILE_VALIDATION="1",  # silences a debugger warning on stderr
+        TQDM_MININTERVAL="5",
+    )
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:  # share the cores between the pytest-xdist workers' kernels
+        threads = str(max(1, (os.cpu_count() or 1) // workers))
+        env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
+    env.update(overrides)
+    return env
+
+
+def execute(path: Path, env: dict[str, str], timeout: int = CELL_TIMEOUT, tag: str = "") -> nbformat.NotebookNode:
+    """Run ``path`` top to bottom with cwd = its folder; fail with the cell's source and traceback."""
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(path.parent)}},
+    )
+    out = ARTIFACTS_DIR / "executed" / f"{path.stem}{tag}{path.suffix}"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    try:
+        client.execute(env=env)
+    except CellExecutionError as err:
+        # The message already holds the failing cell's source and the traceback.
+        pytest.fail(f"{path.name} raised (executed copy: {out.relative_to(ROOT)}):\n{err}", pytrace=False)
+    finally:
+        nbformat.write(nb, out)
+    print(f"{path.name}: {time.perf_counter() - start:.1f} s")
+    return nb
+
+
+def output_text(nb: nbformat.NotebookNode) -> str:
+    """Everything the code cells printed or displayed as text."""
+    parts = []
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            if output.output_type == "stream":
+                parts.append(output.text)
+            elif output.output_type in ("display_data", "execute_result"):
+                parts.append(output.get("data", {}).get("text/plain", ""))
+    return "\n".join(parts)
+
+
+def test_there_are_notebooks():
+    assert NOTEBOOKS, f"no notebooks found in {NOTEBOOKS_DIR}"
+
+
+@pytest.mark.notebook
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_notebook_runs(path: Path):
+    execute(path, kernel_env())
+
+
+@pytest.mark.notebook
+@pytest.mark.slow
+@pytest.mark.skipif(not OFFLINE_NOTEBOOK.exists(), reason=f"{OFFLINE_NOTEBOOK.name} is not written yet")
+def test_notebook_runs_without_datasets(tmp_path: Path):
+    """A learner's laptop offline, without the datasets: smoke mode falls back to synthetic data and says so."""
+    empty = tmp_path / "no-datasets"
+    empty.mkdir()
+    dead_proxy = "http://127.0.0.1:9"  # any download attempt is refused at once instead of hanging
+    env = kernel_env(
+        COURSE_DATA_DIR=str(empty),
+        COURSE_CACHE_DIR=str(tmp_path / "cache"),
+        COURSE_OFFLINE="1",
+        HTTP_PROXY=dead_proxy,
+        HTTPS_PROXY=dead_proxy,
+        http_proxy=dead_proxy,
+        https_proxy=dead_proxy,
+        NO_PROXY="",
+        no_proxy="",
+    )
+    nb = execute(OFFLINE_NOTEBOOK, env, timeout=120, tag="-offline")
+    assert "synthetic" in output_text(nb).lower(), (
+        f"{OFFLINE_NOTEBOOK.name} ran without datasets but never said it used synthetic data"
+    )
