@@ -125,7 +125,7 @@ def block_comparison(channels: int = 256, width: int = 64) -> W.VBox:
             value=56, min=7, max=112, step=7, description="feature map H = W", style=_STYLE, layout=_LAYOUT
         ),
         "bn": W.Checkbox(value=False, description="count BatchNorm γ and β", style=_STYLE),
-        "bias": W.Checkbox(value=False, description="give every conv a bias (wasted before BN)", style=_STYLE),
+        "bias": W.Checkbox(value=False, description="conv bias (wasted before BN)", style=_STYLE),
     }
 
     def update(readout: W.HTML, chart: W.Output, channels, width, bn, bias, size) -> None:
