@@ -1,0 +1,42 @@
+"""The environment switches every notebook relies on."""
+
+import pytest
+import torch
+
+from course_utils import env
+
+
+def test_smoke_switch(monkeypatch):
+    monkeypatch.setenv("COURSE_SMOKE", "1")
+    assert env.is_smoke()
+    e = env.setup(quiet=True)
+    assert e.smoke and e.device.type == "cpu"  # smoke runs are CPU-sized everywhere
+    assert e.pick(30, 1) == 1
+    monkeypatch.setenv("COURSE_SMOKE", "0")
+    assert not env.is_smoke() and env.setup(quiet=True, device="cpu").pick(30, 1) == 30
+
+
+def test_data_and_cache_dirs(monkeypatch, tmp_path):
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path / "datasets"))
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "cache"))
+    assert env.data_dir() == (tmp_path / "datasets").resolve()
+    assert env.course_dir() == tmp_path / "cache" and (tmp_path / "cache").is_dir()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU, so asking for one succeeds")
+def test_asking_for_a_missing_gpu_says_how_to_get_one():
+    with pytest.raises(RuntimeError, match=r"no CUDA GPU.*Runtime > Change runtime type"):
+        env.pick_device("cuda")
+
+
+def test_cpu_line_says_how_to_switch(monkeypatch):
+    monkeypatch.setenv("COLAB_RELEASE_TAG", "test")
+    assert env.is_colab()
+    assert "Change runtime type" in env.describe_device(torch.device("cpu"))
+
+
+def test_seed_everything_repeats():
+    env.seed_everything(3)
+    a = torch.randn(4)
+    env.seed_everything(3)
+    assert torch.equal(a, torch.randn(4))
