@@ -45,6 +45,7 @@ from torchvision import datasets, transforms
 from torchvision.datasets.utils import check_integrity, extract_archive
 
 from . import env
+from ._files import atomic_write
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 MNIST_CLASSES = [str(digit) for digit in range(10)]
@@ -437,11 +438,8 @@ def _read_idx(path: Path, labels: bool) -> torch.Tensor:
         stat = path.stat()
         plain = _cache_dir() / "idx" / f"{path.stem}-{stat.st_size}-{stat.st_mtime_ns}"
         if not plain.is_file():
-            plain.parent.mkdir(parents=True, exist_ok=True)
-            tmp = plain.with_name(f"{plain.name}.tmp{os.getpid()}")
-            with gzip.open(path, "rb") as src, open(tmp, "wb") as dst:
-                shutil.copyfileobj(src, dst)
-            os.replace(tmp, plain)  # atomic: a half-written file never has the final name
+            with gzip.open(path, "rb") as src:
+                atomic_write(plain, lambda dst: shutil.copyfileobj(src, dst))
         path = plain
     reader = datasets.mnist.read_label_file if labels else datasets.mnist.read_image_file
     return reader(str(path))
@@ -558,13 +556,9 @@ def _read_cache(cache_file: Path) -> dict | None:
 
 
 def _write_cache(cache_file: Path, arrays: dict) -> None:
-    # Write under a temporary name and rename: an interrupted write never leaves a half file behind.
-    tmp = cache_file.with_name(f"{cache_file.name}.tmp{os.getpid()}")
     try:
-        torch.save(arrays, tmp)
-        os.replace(tmp, cache_file)
+        atomic_write(cache_file, lambda f: torch.save(arrays, f))
     except OSError as error:
-        tmp.unlink(missing_ok=True)
         warnings.warn(f"Could not write the cache {cache_file} ({error}); the next load decodes again.", stacklevel=3)
 
 

@@ -24,9 +24,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import random
-import tempfile
 import time
 import warnings
 from collections.abc import Iterable, Sequence
@@ -41,7 +39,9 @@ from torch import nn
 from torch.optim import lr_scheduler
 from tqdm.auto import tqdm
 
+from ._files import atomic_write
 from .env import seed_everything
+from .models._checks import check_positive_int
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("onecycle", "cosine", "step", "constant")
@@ -119,7 +119,7 @@ class History:
     def save(self, path: str | Path) -> None:
         """Write the history as JSON. A crash mid-write never leaves a half-written file behind."""
         text = json.dumps(self.to_dict(), indent=1)
-        _atomic_write(Path(path), lambda f: f.write(text.encode("utf-8")))
+        atomic_write(Path(path), lambda f: f.write(text.encode("utf-8")))
 
     @classmethod
     def load(cls, path: str | Path) -> History:
@@ -138,26 +138,6 @@ def _fmt(value: Any) -> str:
 
 
 # --------------------------------------------------------------------------- checkpoints
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Write to a temporary file next to ``path``, then rename it over ``path``.
-
-    ``os.replace`` is atomic: whoever reads ``path`` sees the old file or the new
-    one, never half of one, even if the process dies mid-write.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
 
 
 def save_checkpoint(
@@ -189,7 +169,7 @@ def save_checkpoint(
         "rng": _rng_state(),
         "extra": extra or {},
     }
-    _atomic_write(Path(path), lambda f: torch.save(state, f))
+    atomic_write(Path(path), lambda f: torch.save(state, f))
 
 
 def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict:
@@ -377,11 +357,6 @@ def _num_batches(loader: Any, max_batches: int | None, what: str) -> int:
     return min(n, max_batches) if max_batches else n
 
 
-def _check_positive_int(value: Any, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer; got {value!r}.")
-
-
 # --------------------------------------------------------------------------- evaluation
 
 
@@ -552,9 +527,9 @@ def fit(
     is and how to resume, then re-raises the KeyboardInterrupt so that a
     notebook's "Run all" stops too. A NaN/inf loss raises :class:`TrainingDiverged`.
     """
-    _check_positive_int(epochs, "epochs")
+    check_positive_int(epochs, "epochs")
     if max_batches is not None:
-        _check_positive_int(max_batches, "max_batches")
+        check_positive_int(max_batches, "max_batches")
     device = torch.device(device) if device is not None else _model_device(model)
     run = _prepare(**locals())
     history = History()
