@@ -32,13 +32,17 @@ from .models import resnet
 
 def basic_block_params(channels: int, bn: bool = True, bias: bool = False) -> int:
     """Parameters of a BasicBlock at ``channels`` in and out: two 3x3 convs (+ BN, + conv bias)."""
-    weights = 2 * 3 * 3 * channels * channels
+    weights = 2 * ins.conv_weights(channels, channels, 3)
     return weights + (2 * 2 * channels if bn else 0) + (2 * channels if bias else 0)
 
 
 def bottleneck_params(channels: int, width: int, bn: bool = True, bias: bool = False, groups: int = 1) -> int:
     """Parameters of a bottleneck ``channels -> width -> width -> channels`` (1x1, 3x3 with ``groups``, 1x1)."""
-    weights = channels * width + 3 * 3 * (width // groups) * width + width * channels
+    weights = (
+        ins.conv_weights(channels, width, 1)
+        + ins.conv_weights(width, width, 3, groups)
+        + ins.conv_weights(width, channels, 1)
+    )
     return weights + (2 * (width + width + channels) if bn else 0) + ((width + width + channels) if bias else 0)
 
 
@@ -54,7 +58,7 @@ def equal_budget_width(cardinality: int, channels: int = 256, budget: int | None
     this is how the ResNeXt paper's table 2 picks d for each cardinality.
     """
     budget = budget if budget is not None else bottleneck_params(channels, 64, bn=False)
-    cost = lambda d: cardinality * (2 * channels * d + 9 * d * d)  # noqa: E731
+    cost = lambda d: bottleneck_params(channels, cardinality * d, bn=False, groups=cardinality)  # noqa: E731
     return min(range(1, 4 * channels), key=lambda d: (abs(cost(d) - budget), d))
 
 
@@ -107,8 +111,8 @@ def block_comparison_expected(channels: int, width: int, bn: bool, bias: bool, s
     return {
         "basic_params": basic,
         "bottleneck_params": bottle,
-        "basic_flops": block_flops(2 * 9 * channels * channels, size, size),
-        "bottleneck_flops": block_flops(2 * channels * width + 9 * width * width, size, size),
+        "basic_flops": block_flops(basic_block_params(channels, bn=False), size, size),
+        "bottleneck_flops": block_flops(bottleneck_params(channels, width, bn=False), size, size),
     }
 
 
