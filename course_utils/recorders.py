@@ -36,7 +36,25 @@ def _weighted_layers(model: nn.Module, layer_types: tuple[type, ...]) -> list[tu
     ]
 
 
-class GradientRecorder:
+class _Hooks:
+    """What both recorders share: the hook handles they hold, and taking them off again."""
+
+    _handles: list
+
+    def remove(self) -> None:
+        """Detach every hook: nothing more is recorded, what was recorded stays."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.remove()
+
+
+class GradientRecorder(_Hooks):
     """The L2 norm of each layer's weight gradient, recorded at every ``every``-th backward pass.
 
     ``norms[layer]`` is the list of recorded norms of that layer; layers are
@@ -97,18 +115,6 @@ class GradientRecorder:
         """Each layer's most recently recorded gradient norm."""
         return {name: v[-1] for name, v in self.norms.items() if v}
 
-    def remove(self) -> None:
-        """Detach every hook: nothing more is recorded, what was recorded stays."""
-        for handle in self._handles:
-            handle.remove()
-        self._handles = []
-
-    def __enter__(self) -> GradientRecorder:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.remove()
-
     def __repr__(self) -> str:
         state = "attached" if self._handles else "removed"
         return f"GradientRecorder({len(self._floats)} layers, every={self.every}, hooks {state})"
@@ -122,7 +128,7 @@ def _default_activation_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return blocks or [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
 
 
-class ActivationRecorder:
+class ActivationRecorder(_Hooks):
     """Statistics of layer outputs at every ``every``-th training forward pass.
 
     ``stats[layer]`` is a list of dicts ``{"step", "mean", "std", "frac_zero", "hist"}``:
@@ -209,18 +215,6 @@ class ActivationRecorder:
     def bin_edges(self) -> torch.Tensor:
         """The ``bins + 1`` edges of the histogram bins."""
         return torch.linspace(*self.value_range, self.bins + 1)
-
-    def remove(self) -> None:
-        """Detach every hook: nothing more is recorded, what was recorded stays."""
-        for handle in self._handles:
-            handle.remove()
-        self._handles = []
-
-    def __enter__(self) -> ActivationRecorder:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.remove()
 
 
 def gradient_norms_at_init(
