@@ -796,7 +796,18 @@ def _epoch_line(r: dict, epochs: int) -> str:
     line = f"epoch {r['epoch']:>{width}}/{epochs}  loss {r['train_loss']:.3f}  acc {100 * r['train_acc']:5.1f}%"
     if "test_acc" in r:
         line += f"  test loss {r['test_loss']:.3f}  test acc {100 * r['test_acc']:5.1f}%"
-    return line + f"  lr {r['lr']:.3g}  {r['images_per_s']:,.0f} img/s  {r['epoch_time']:.1f} s"
+    line += f"  lr {r['lr']:.3g}  {r['images_per_s']:,.0f} img/s  {r['epoch_time']:.1f} s"
+    if r["epoch"] < epochs:  # at this epoch's pace; the first may be slower (compile, cuDNN autotuning)
+        line += f"  (~{_duration((epochs - r['epoch']) * r['epoch_time'])} to go)"
+    return line
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def _report_interrupt(run: _Run, history: History) -> None:

@@ -97,6 +97,12 @@ def test_fit_prints_one_line_per_epoch(capsys):
     fit(tiny_model(), train_loader, test_loader, epochs=2, progress=False)
     out = capsys.readouterr().out
     assert out.count("test acc") == 2 and "img/s" in out and "fp32" in out
+    epoch_lines = [line for line in out.splitlines() if line.startswith("epoch")]
+    assert "to go)" in epoch_lines[0] and "to go" not in epoch_lines[1]  # the estimate, until the last epoch
+
+
+def test_duration_reads_in_sensible_units():
+    assert [train._duration(s) for s in (4.2, 89, 600, 5399, 7200)] == ["4 s", "89 s", "10 min", "90 min", "2.0 h"]
 
 
 def lr_trajectory(schedule: str, epochs: int = 8, steps: int = 5, **kwargs) -> list[float]:
@@ -226,6 +232,39 @@ def test_compile_failure_falls_back_with_warning(monkeypatch, capsys):
     h = fit(tiny_model(), train_loader, epochs=1, compile=True, progress=False)
     assert len(h) == 1
     assert "torch.compile failed" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_speed_switches_together_on_cpu(tmp_path, capsys):
+    # Notebook 06's recipe with every switch on: bf16 autocast, channels_last and a real torch.compile
+    # (inductor's CPU backend, gcc). CUDA itself cannot be tested here; everything around it is.
+    train_loader, test_loader = loaders()
+    checkpoint = tmp_path / "compiled.pt"
+    model = tiny_model()
+    history = fit(
+        model,
+        train_loader,
+        test_loader,
+        epochs=3,
+        lr=0.05,
+        amp="bf16",
+        channels_last=True,
+        compile=True,
+        checkpoint=checkpoint,
+        progress=False,
+    )
+    out = capsys.readouterr().out
+    assert "bf16 autocast, channels_last, torch.compile" in out
+    assert "torch.compile failed" not in out  # it really ran compiled
+    assert history["train_loss"][-1] < history["train_loss"][0] and history.last["test_acc"] > 0.5
+
+    # The checkpoint of a compiled model loads into a plain one: no "_orig_mod." prefix in its keys.
+    state = train.load_checkpoint(checkpoint)["model"]
+    assert not any(key.startswith("_orig_mod.") for key in state)
+    plain = tiny_model(seed=1)
+    plain.load_state_dict(state)
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(plain.state_dict()[key], value, msg=key)
 
 
 # --------------------------------------------------------------------------- checkpoints
