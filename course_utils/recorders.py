@@ -47,6 +47,19 @@ class _Hooks:
             handle.remove()
         self._handles = []
 
+    def _check_state(self, state: dict, layers: list[str], settings: dict) -> None:
+        """Refuse a saved record that belongs to other layers or other settings, saying which."""
+        kind = type(self).__name__
+        saved_layers = list(state.get("layers", []))
+        if saved_layers != layers:
+            raise ValueError(
+                f"This {kind} records {len(layers)} layers ({', '.join(layers[:3])}, ...); the saved record is of "
+                f"{len(saved_layers)} ({', '.join(saved_layers[:3])}, ...): it comes from another model."
+            )
+        for key, value in settings.items():
+            if state.get(key) != value:
+                raise ValueError(f"This {kind} has {key}={value!r}; the saved record was made with {state.get(key)!r}.")
+
     def __enter__(self):
         return self
 
@@ -114,6 +127,23 @@ class GradientRecorder(_Hooks):
     def last(self) -> dict[str, float]:
         """Each layer's most recently recorded gradient norm."""
         return {name: v[-1] for name, v in self.norms.items() if v}
+
+    def state_dict(self) -> dict:
+        """The record so far, as tensors. ``fit`` saves it in its checkpoints, so a resumed run keeps its record."""
+        return {
+            "layers": list(self._floats),
+            "every": self.every,
+            "calls": [self._calls[name] for name in self._floats],
+            "norms": [torch.tensor(values, dtype=torch.float32) for values in self.norms.values()],
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Replace the record with ``state`` (from :meth:`state_dict` of a recorder on the same layers)."""
+        self._check_state(state, list(self._floats), {"every": self.every})
+        layers = list(self._floats)
+        self._floats = {name: values.tolist() for name, values in zip(layers, state["norms"])}
+        self._pending = {name: [] for name in layers}
+        self._calls = dict(zip(layers, state["calls"]))
 
     def __repr__(self) -> str:
         state = "attached" if self._handles else "removed"
@@ -211,6 +241,34 @@ class ActivationRecorder(_Hooks):
                     r.update(mean=r["mean"].item(), std=r["std"].item(), frac_zero=r["frac_zero"].item())
                     r["hist"] = r["hist"].cpu()
         return self._records
+
+    def state_dict(self) -> dict:
+        """The record so far, as tensors. ``fit`` saves it in its checkpoints, so a resumed run keeps its record."""
+        columns = {}
+        for name, records in self.stats.items():
+            columns[name] = {
+                key: torch.tensor([r[key] for r in records]) for key in ("step", "mean", "std", "frac_zero")
+            }
+            columns[name]["hist"] = torch.stack([r["hist"] for r in records]) if records else torch.zeros(0, self.bins)
+        return {
+            "layers": list(self._records),
+            "every": self.every,
+            "bins": self.bins,
+            "value_range": list(self.value_range),
+            "step": self._step,
+            "records": [columns[name] for name in self._records],
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Replace the record with ``state`` (from :meth:`state_dict` of a recorder on the same layers)."""
+        settings = {"every": self.every, "bins": self.bins, "value_range": list(self.value_range)}
+        self._check_state(state, list(self._records), settings)
+        self._step = state["step"]
+        for name, c in zip(list(self._records), state["records"]):
+            self._records[name] = [
+                {"step": int(step), "mean": float(mean), "std": float(std), "frac_zero": float(zero), "hist": hist}
+                for step, mean, std, zero, hist in zip(c["step"], c["mean"], c["std"], c["frac_zero"], c["hist"])
+            ]
 
     def bin_edges(self) -> torch.Tensor:
         """The ``bins + 1`` edges of the histogram bins."""

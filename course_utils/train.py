@@ -646,7 +646,28 @@ def _resume(run: _Run) -> tuple[History, int]:
     if run.scaler is not None and state.get("scaler"):
         run.scaler.load_state_dict(state["scaler"])
     _set_rng_state(state["rng"])
+    _restore_recorders(run, state.get("extra", {}).get("recorders") or [], state["epoch"])
     return History.from_dict(state["history"]), state["epoch"]
+
+
+def _restore_recorders(run: _Run, saved: list, epoch: int) -> None:
+    """Give each recorder back what it recorded before the checkpoint, so that its record covers the whole run."""
+    for i, recorder in enumerate(run.recorders):
+        if not hasattr(recorder, "load_state_dict"):
+            continue
+        if i >= len(saved) or saved[i] is None:
+            print(
+                f"{type(recorder).__name__} (recorder {i}) has no record in {run.checkpoint}: "
+                f"it records from epoch {epoch + 1} on."
+            )
+            continue
+        try:
+            recorder.load_state_dict(saved[i])
+        except ValueError as e:
+            raise ValueError(
+                f"Checkpoint {run.checkpoint} holds a different record for recorder {i}: {e} "
+                "Pass the same recorders as the run that wrote it, or resume=False to start over."
+            ) from e
 
 
 def _save_run(run: _Run, epoch: int, history: History) -> None:
@@ -658,7 +679,11 @@ def _save_run(run: _Run, epoch: int, history: History) -> None:
         scaler=run.scaler,
         epoch=epoch,
         history=history,
-        extra={"config": run.config},
+        extra={
+            "config": run.config,
+            # A recorder's record so far (None for one without state_dict): a resumed run continues it.
+            "recorders": [r.state_dict() if hasattr(r, "state_dict") else None for r in run.recorders],
+        },
     )
 
 

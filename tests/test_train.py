@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_utils import train
+from course_utils.recorders import ActivationRecorder, GradientRecorder
 from course_utils.train import CheckpointError, History, TrainingDiverged, fit
 
 
@@ -293,6 +294,71 @@ def test_resume_after_interrupt_is_bit_exact(tmp_path, capsys):
     assert a.keys() == b.keys()
     for key in a:
         assert torch.equal(a[key], b[key]), key
+
+
+def make_recorders(model: nn.Module, every: int = 1) -> list:
+    return [GradientRecorder(model, every=every), ActivationRecorder(model, every=3, bins=8)]
+
+
+def test_resumed_run_keeps_its_recorders_record(tmp_path, capsys):
+    # A resumed run's recorders must hold the record of the whole run, as if it had never stopped.
+    x, y = make_data()
+    kwargs = dict(epochs=3, lr=0.05, **QUIET)
+
+    straight = tiny_model(seed=0)
+    straight_recorders = make_recorders(straight)
+    fit(straight, TinyLoader(x, y), recorders=straight_recorders, **kwargs)
+
+    ckpt = tmp_path / "run.pt"
+    interrupted = tiny_model(seed=0)
+    with pytest.raises(KeyboardInterrupt):
+        fit(
+            interrupted,
+            InterruptingLoader(x, y, at_epoch=2),
+            checkpoint=ckpt,
+            recorders=make_recorders(interrupted),
+            **kwargs,
+        )
+    resumed = tiny_model(seed=123)
+    resumed_recorders = make_recorders(resumed)  # fresh and empty, as after rerunning a notebook cell
+    fit(resumed, TinyLoader(x, y), checkpoint=ckpt, recorders=resumed_recorders, **kwargs)
+
+    # A finished checkpoint trains nothing, but still hands its record to new recorders.
+    finished = tiny_model(seed=7)
+    finished_recorders = make_recorders(finished)
+    fit(finished, TinyLoader(x, y), checkpoint=ckpt, recorders=finished_recorders, **kwargs)
+
+    steps = 3 * len(TinyLoader(x, y))
+    for recorders in (resumed_recorders, finished_recorders):
+        grads, acts = recorders
+        assert grads.norms == straight_recorders[0].norms
+        assert all(len(v) == steps for v in grads.norms.values())
+        for name, records in acts.stats.items():
+            expected = straight_recorders[1].stats[name]
+            assert [r["step"] for r in records] == [r["step"] for r in expected] == list(range(0, steps, 3))
+            for r, e in zip(records, expected):
+                assert (r["mean"], r["std"], r["frac_zero"]) == (e["mean"], e["std"], e["frac_zero"])
+                assert torch.equal(r["hist"], e["hist"])
+
+    # Other recorder settings than the saved ones: a clear refusal, not a silently mixed record.
+    with pytest.raises(ValueError, match="every=2.*resume=False"):
+        fit(tiny_model(), TinyLoader(x, y), checkpoint=ckpt, recorders=make_recorders(tiny_model(), every=2), **kwargs)
+
+
+def test_recorder_state_dict_round_trip_and_refusals():
+    model = tiny_model()
+    grads, acts = make_recorders(model)
+    fit(model, loaders()[0], epochs=1, recorders=[grads, acts], **QUIET)
+    copy_grads, copy_acts = make_recorders(tiny_model(seed=1))
+    copy_grads.load_state_dict(grads.state_dict())
+    copy_acts.load_state_dict(acts.state_dict())
+    assert copy_grads.norms == grads.norms and copy_grads.mean() == grads.mean()
+    assert [r["mean"] for r in copy_acts.stats["0"]] == [r["mean"] for r in acts.stats["0"]]
+    with pytest.raises(ValueError, match="another model"):
+        GradientRecorder(nn.Sequential(nn.Linear(2, 2))).load_state_dict(grads.state_dict())
+    with pytest.raises(ValueError, match="bins=9; the saved record was made with 8"):
+        ActivationRecorder(model, every=3, bins=9).load_state_dict(acts.state_dict())
+    assert ActivationRecorder(tiny_model(), every=3, bins=8).state_dict()["records"][0]["hist"].shape == (0, 8)
 
 
 def test_finished_checkpoint_returns_history_and_config_mismatch_is_refused(tmp_path):
