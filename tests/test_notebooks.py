@@ -9,6 +9,7 @@ notebook is written to test-artifacts/executed/ either way.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -110,3 +111,29 @@ def test_notebook_runs_without_datasets(tmp_path: Path):
     assert "synthetic" in output_text(nb).lower(), (
         f"{OFFLINE_NOTEBOOK.name} ran without datasets but never said it used synthetic data"
     )
+
+
+@pytest.mark.slow
+@pytest.mark.notebook
+def test_run_notebooks_tool(tmp_path: Path, capsys):
+    # tools/run_notebooks.py, the teachers' way to run (and time) the course outside Jupyter.
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        import run_notebooks
+    finally:
+        sys.path.pop(0)
+    assert run_notebooks.main(["04", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "04_basic_and_bottleneck.ipynb" in out and "smoke" in out and "passed" in out
+    executed = nbformat.read(tmp_path / "04_basic_and_bottleneck.ipynb", as_version=4)
+    assert all(c.get("outputs") is not None for c in executed.cells if c.cell_type == "code")
+    assert any(c.outputs for c in executed.cells if c.cell_type == "code")
+
+    broken = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("raise RuntimeError('broken cell')")])
+    nbformat.write(broken, tmp_path / "99_broken.ipynb")
+    passed, _ = run_notebooks.run(tmp_path / "99_broken.ipynb", full=False, out_dir=tmp_path / "out", cell_timeout=60)
+    assert not passed and "broken cell" in capsys.readouterr().out
+    assert (tmp_path / "out" / "99_broken.ipynb").is_file()  # the executed copy is kept, for reading the error
+
+    with pytest.raises(SystemExit, match="No notebook starts with 99"):
+        run_notebooks.select(["99"])

@@ -1,0 +1,102 @@
+"""Run the course's notebooks top to bottom, outside Jupyter, and time them.
+
+For teachers and maintainers: check that the whole course runs on a machine
+(a GPU box before a class, say), and see how long each notebook takes.
+
+    python tools/run_notebooks.py                      # every notebook, smoke mode (COURSE_SMOKE=1)
+    python tools/run_notebooks.py --full 06 07         # full mode, notebooks whose names start with 06 and 07
+
+Each finished cell prints a line (elapsed time, the end of its printed output),
+so a long full-mode run can be followed. The executed copies, outputs and
+figures included, are written to ``data/executed/`` (not tracked by git); the
+notebooks in ``notebooks/`` are left untouched. Training runs checkpoint as
+usual, so a full-mode run that is stopped continues where it stopped when
+started again. Exits 1 if any notebook failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import nbclient
+import nbformat
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+
+
+def select(prefixes: list[str]) -> list[Path]:
+    """The notebooks whose file names start with one of ``prefixes`` (all of them if none is given)."""
+    every = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    if not prefixes:
+        return every
+    chosen = [p for p in every if any(p.name.startswith(prefix) for prefix in prefixes)]
+    unknown = [prefix for prefix in prefixes if not any(p.name.startswith(prefix) for p in every)]
+    if unknown:
+        names = ", ".join(p.stem for p in every)
+        raise SystemExit(f"No notebook starts with {', '.join(unknown)}. The notebooks: {names}.")
+    return chosen
+
+
+def run(path: Path, full: bool, out_dir: Path, cell_timeout: int | None) -> tuple[bool, float]:
+    """Execute one notebook in its own kernel; return ``(passed, seconds)``."""
+    notebook = nbformat.read(path, as_version=4)
+    env = dict(os.environ, MPLBACKEND="module://matplotlib_inline.backend_inline")  # figures inline, never a GUI
+    if full:
+        env.pop("COURSE_SMOKE", None)
+    else:
+        env["COURSE_SMOKE"] = "1"
+    start = time.perf_counter()
+
+    def on_cell_executed(cell, cell_index: int, **_) -> None:
+        printed = "".join(o.get("text", "") for o in cell.get("outputs", []) if o.get("output_type") == "stream")
+        last = printed.strip().splitlines()[-1][-100:] if printed.strip() else ""
+        print(f"  [{time.perf_counter() - start:7.0f} s] cell {cell_index:3d}  {last}", flush=True)
+
+    client = nbclient.NotebookClient(
+        notebook,
+        timeout=cell_timeout,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(NOTEBOOKS)}},
+        on_cell_executed=on_cell_executed,
+    )
+    passed = True
+    try:
+        client.execute(env=env)
+    except Exception as error:  # a failing cell: report it, keep the executed copy, go on with the next notebook
+        passed = False
+        print(f"  FAILED: {str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__}")
+    seconds = time.perf_counter() - start
+    out_dir.mkdir(parents=True, exist_ok=True)
+    nbformat.write(notebook, out_dir / path.name)
+    return passed, seconds
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("notebooks", nargs="*", help="name prefixes, e.g. 06 or 07_plain (default: all)")
+    parser.add_argument("--full", action="store_true", help="full mode (no COURSE_SMOKE): the real training runs")
+    parser.add_argument("--out", type=Path, default=ROOT / "data" / "executed", help="where executed copies go")
+    parser.add_argument("--cell-timeout", type=int, default=None, help="seconds a cell may take (default: no limit)")
+    args = parser.parse_args(argv)
+
+    mode = "full" if args.full else "smoke"
+    results = []
+    for path in select(args.notebooks):
+        print(f"{path.name} ({mode} mode)", flush=True)
+        results.append((path.name, *run(path, args.full, args.out, args.cell_timeout)))
+
+    print(f"\n{'notebook':40s} {'mode':6s} {'result':7s} {'time':>9s}")
+    for name, passed, seconds in results:
+        took = f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
+        print(f"{name:40s} {mode:6s} {'passed' if passed else 'FAILED':7s} {took:>9s}")
+    print(f"executed copies: {args.out}")
+    return 0 if all(passed for _, passed, _ in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
