@@ -515,7 +515,9 @@ def fit(
     - ``checkpoint``: a file written after every epoch. If it exists and ``resume=True``, training
       continues after its last epoch; with ``resume=False`` it starts over and overwrites it.
     - ``recorders``: e.g. ``recorders.GradientRecorder(model)``; their hooks are already attached,
-      ``fit`` calls their ``step()`` (if they have one) after each optimizer step.
+      ``fit`` calls their ``step()`` (if they have one) after each optimizer step. The checkpoint
+      keeps their record (``state_dict()``), and a resumed run hands it back to the recorders passed
+      in, so their record covers the whole run.
     - ``max_batches``: cut every epoch (train and test) to this many batches (smoke runs).
     - ``seed``: seeds the random-number generators of a fresh run (``None``: leave them alone).
 
