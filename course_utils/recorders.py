@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .models._checks import check_positive_int
+
 FLUSH_EVERY = 256
 """Recorded values kept on the device before they are copied to Python numbers in one go."""
 
@@ -82,9 +84,7 @@ class GradientRecorder(_Hooks):
         layer_types: tuple[type, ...] = (nn.Conv2d, nn.Linear),
         every: int = 1,
     ) -> None:
-        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-            raise ValueError(f"every must be a positive integer; got {every!r}.")
-        self.every = every
+        self.every = check_positive_int(every, "every")
         self.loss_scale: float | torch.Tensor = 1.0
         """fit sets this to the GradScaler's scale under fp16, since backward then sees scaled gradients."""
         layers = _weighted_layers(model, tuple(layer_types))
@@ -181,9 +181,11 @@ class ActivationRecorder(_Hooks):
         bins: int = 60,
         value_range: tuple[float, float] = (-5.0, 5.0),
     ) -> None:
-        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-            raise ValueError(f"every must be a positive integer; got {every!r}.")
-        self.every, self.bins, self.value_range = every, bins, (float(value_range[0]), float(value_range[1]))
+        self.every, self.bins, self.value_range = (
+            check_positive_int(every, "every"),
+            bins,
+            (float(value_range[0]), float(value_range[1])),
+        )
         selected = self._select(model, layers, layer_types)
         self._records: dict[str, list[dict]] = {name: [] for name, _ in selected}
         self._step = -1
@@ -244,19 +246,18 @@ class ActivationRecorder(_Hooks):
 
     def state_dict(self) -> dict:
         """The record so far, as tensors. ``fit`` saves it in its checkpoints, so a resumed run keeps its record."""
-        columns = {}
-        for name, records in self.stats.items():
-            columns[name] = {
-                key: torch.tensor([r[key] for r in records]) for key in ("step", "mean", "std", "frac_zero")
-            }
-            columns[name]["hist"] = torch.stack([r["hist"] for r in records]) if records else torch.zeros(0, self.bins)
+        columns = []  # one per layer, in model order
+        for records in self.stats.values():
+            column = {key: torch.tensor([r[key] for r in records]) for key in ("step", "mean", "std", "frac_zero")}
+            column["hist"] = torch.stack([r["hist"] for r in records]) if records else torch.zeros(0, self.bins)
+            columns.append(column)
         return {
             "layers": list(self._records),
             "every": self.every,
             "bins": self.bins,
             "value_range": list(self.value_range),
             "step": self._step,
-            "records": [columns[name] for name in self._records],
+            "records": columns,
         }
 
     def load_state_dict(self, state: dict) -> None:

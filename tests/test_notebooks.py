@@ -9,13 +9,12 @@ notebook is written to test-artifacts/executed/ either way.
 from __future__ import annotations
 
 import os
-import sys
 import time
 from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import ARTIFACTS_DIR, NOTEBOOKS_DIR, ROOT
+from conftest import ARTIFACTS_DIR, NOTEBOOKS_DIR, ROOT, load_tool
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
@@ -117,11 +116,7 @@ def test_notebook_runs_without_datasets(tmp_path: Path):
 @pytest.mark.notebook
 def test_run_notebooks_tool(tmp_path: Path, capsys):
     # tools/run_notebooks.py, the teachers' way to run (and time) the course outside Jupyter.
-    sys.path.insert(0, str(ROOT / "tools"))
-    try:
-        import run_notebooks
-    finally:
-        sys.path.pop(0)
+    run_notebooks = load_tool("run_notebooks")
     assert run_notebooks.main(["04", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "04_basic_and_bottleneck.ipynb" in out and "smoke" in out and "passed" in out
