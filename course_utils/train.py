@@ -69,10 +69,13 @@ class History:
 
     ``history["test_acc"]`` is the list of that value over the epochs,
     ``history.last`` the latest record and ``history.best()`` the best one.
+    ``history.meta`` says, where someone filled it in, how the run was made
+    (device, precision, command); it is saved with the records.
     """
 
-    def __init__(self, records: Iterable[dict] | None = None) -> None:
+    def __init__(self, records: Iterable[dict] | None = None, meta: dict | None = None) -> None:
         self.records: list[dict] = [dict(r) for r in records or ()]
+        self.meta: dict = dict(meta or {})
 
     def append(self, record: dict) -> None:
         """Add the record of one epoch."""
@@ -108,13 +111,16 @@ class History:
         return pick(rows, key=lambda r: r[key])
 
     def to_dict(self) -> dict:
-        """A JSON-friendly copy: ``{"records": [...]}``."""
-        return {"records": [dict(r) for r in self.records]}
+        """A JSON-friendly copy: ``{"records": [...]}``, with ``"meta"`` when there is any."""
+        data: dict = {"records": [dict(r) for r in self.records]}
+        if self.meta:
+            data["meta"] = dict(self.meta)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> History:
         """The inverse of :meth:`to_dict`."""
-        return cls(data.get("records", []))
+        return cls(data.get("records", []), data.get("meta"))
 
     def save(self, path: str | Path) -> None:
         """Write the history as JSON. A crash mid-write never leaves a half-written file behind."""

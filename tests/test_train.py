@@ -444,6 +444,15 @@ def test_history_roundtrip_and_best(tmp_path):
     assert loaded.last["epoch"] == 3 and len(loaded) == 3
     with pytest.raises(KeyError, match="test_acc"):
         loaded["nope"]
+    assert "meta" not in h.to_dict()  # a history without notes saves as before
+
+
+def test_history_meta_is_saved_with_the_records(tmp_path):
+    h = History([{"epoch": 1, "test_acc": 0.5}], meta={"measured": "2-core CPU, fp32"})
+    h.save(tmp_path / "h.json")
+    loaded = History.load(tmp_path / "h.json")
+    assert loaded.meta == {"measured": "2-core CPU, fp32"} and loaded.records == h.records
+    assert History.load(tmp_path / "h.json").meta is not loaded.meta  # each load gets its own dict
 
 
 def test_predict_and_most_confident_mistakes():

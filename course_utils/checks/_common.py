@@ -27,3 +27,10 @@ def expect_equal(got: object, expected: object, what: str, hint: str) -> None:
     """Raise an AssertionError naming ``what`` and giving ``hint`` unless ``got == expected``."""
     if got != expected:
         raise AssertionError(f"{what}: expected {expected!r}, got {got!r}. Hint: {hint}")
+
+
+def expect_answer(got: object, what: str, todo: str = "your code", hint: str | None = None) -> None:
+    """Raise the AssertionError every check gives while the exercise still returns ``None`` (its stub)."""
+    if got is None:
+        message = f"{what} returned None: replace `return None` with {todo}."
+        raise AssertionError(f"{message} Hint: {hint}" if hint else message)

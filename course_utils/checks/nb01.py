@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._common import expect_equal, passed
+from ._common import expect_answer, expect_equal, passed
 
 
 def _small_plain(bn: bool, seed: int) -> nn.Module:
@@ -76,8 +76,7 @@ def check_output_grad_norms(output_grad_norms) -> None:
         hooks_before = _hook_count(model)
         got = output_grad_norms(model, x, y)
         what = f"model {i + 1} ({type(model).__name__}, input {tuple(x.shape)})"
-        if got is None:
-            raise AssertionError("output_grad_norms returned None. Hint: write your code where it says YOUR CODE HERE.")
+        expect_answer(got, "output_grad_norms")
         if not isinstance(got, dict):
             raise AssertionError(f"{what}: expected a dict {{layer name: norm}}, got {type(got).__name__}.")
         expect_equal(

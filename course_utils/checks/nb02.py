@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._common import expect_close, passed
+from ._common import expect_answer, expect_close, passed
 
 # (shape, eps, scale, shift): the last case has a tiny variance, so where eps goes matters.
 BN_CASES = [
@@ -80,8 +80,7 @@ def check_bn_forward(bn_forward) -> None:
         expected = F.batch_norm(x, None, None, gamma, beta, training=True, eps=eps)
         xs, gs, bs = (t.clone().requires_grad_(True) for t in (x, gamma, beta))
         got = bn_forward(xs, gs, bs, eps=eps)
-        if got is None:
-            raise AssertionError("bn_forward returned None. Hint: write your code where it says YOUR CODE HERE.")
+        expect_answer(got, "bn_forward")
         what = f"bn_forward on x of shape {shape} (eps={eps})"
         if (
             isinstance(got, torch.Tensor)
@@ -139,10 +138,7 @@ def check_running_stats(update_running_stats) -> None:
             bn.running_var.copy_(running_var)
             bn(x)
         result = update_running_stats(running_mean.clone(), running_var.clone(), x.clone(), momentum=momentum)
-        if result is None:
-            raise AssertionError(
-                "update_running_stats returned None. Hint: write your code where it says YOUR CODE HERE."
-            )
+        expect_answer(result, "update_running_stats")
         if not isinstance(result, (tuple, list)) or len(result) != 2:
             raise AssertionError(
                 f"update_running_stats should return a pair (new_mean, new_var), got {type(result).__name__}."

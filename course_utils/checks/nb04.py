@@ -9,7 +9,7 @@ from torchvision.models import resnet as tv_resnet
 
 from ..inspect import count_parameters
 from ..models import Bottleneck, conv1x1, conv3x3
-from ._common import expect_equal, passed
+from ._common import expect_answer, expect_equal, passed
 
 _HINT = (
     "a bottleneck has three convolutions without bias: 1x1 from `channels` to `width`, 3x3 from `width` to "
@@ -41,8 +41,7 @@ def check_bottleneck_params(fn) -> None:
     """
     rng = random.Random(4)
     probe = fn(256, 64, True)
-    if probe is None:
-        raise AssertionError(f"bottleneck_params returned None: replace `return None` with the formula. Hint: {_HINT}")
+    expect_answer(probe, "bottleneck_params", "the formula", _HINT)
     cases = [(256, 64, True), (256, 64, False), (64, 16, True)]
     cases += [(rng.randrange(8, 520, 8), rng.randrange(4, 260, 4), rng.random() < 0.5) for _ in range(8)]
     for channels, width, bn in cases:

@@ -8,7 +8,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ._common import expect_equal, passed
+from ._common import expect_answer, expect_equal, passed
 
 HINT_SIZE = (
     "pad the input on both sides, then count the positions where the kernel fits when it moves `stride` "
@@ -33,8 +33,7 @@ def check_conv_output_size(fn: Callable[..., int]) -> None:
     for size, kernel, stride, padding in _cases():
         got = fn(size, kernel, stride, padding)
         what = f"conv_output_size(size={size}, kernel={kernel}, stride={stride}, padding={padding})"
-        if got is None:
-            raise AssertionError(f"{what} returned None: replace `return None` with the formula. Hint: {HINT_SIZE}")
+        expect_answer(got, what, "the formula", HINT_SIZE)
         x = torch.zeros(1, 1, size, size)
         conv = nn.Conv2d(1, 1, kernel, stride=stride, padding=padding, bias=False)
         pool = nn.MaxPool2d(kernel, stride=stride, padding=padding)

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data import crop_and_flip
-from ._common import expect_close, expect_equal, passed
+from ._common import expect_answer, expect_close, expect_equal, passed
 
 _CROP_HINT = (
     "zero-pad every image by `padding` pixels on all four sides (F.pad(images, (p, p, p, p))), cut image b "
@@ -37,8 +37,7 @@ def check_random_crop_flip(fn) -> None:
             got = fn(images.clone(), shifts.clone(), flips.clone(), padding)
             expected = crop_and_flip(images, shifts, flips, padding)
             what = f"random_crop_flip on a batch of shape {(b, c, h, w)}, {dtype}, padding={padding}"
-            if got is None:
-                raise AssertionError(f"{what} returned None: replace `return None` with your code. Hint: {_CROP_HINT}")
+            expect_answer(got, what, hint=_CROP_HINT)
             expect_close(got, expected, what, _CROP_HINT, atol=0)
             expect_equal(got.dtype, expected.dtype, f"{what}: dtype", _CROP_HINT)
     passed("your crop and flip match course_utils.data.crop_and_flip on 10 batches (uint8 and float, padding 0 to 4).")
@@ -54,7 +53,6 @@ def check_smooth_cross_entropy(fn) -> None:
         got = fn(logits.clone(), targets.clone(), smoothing)
         expected = F.cross_entropy(logits, targets, label_smoothing=smoothing)
         what = f"smooth_cross_entropy on {n} samples, {k} classes, smoothing={smoothing}"
-        if got is None:
-            raise AssertionError(f"{what} returned None: replace `return None` with your code. Hint: {_SMOOTH_HINT}")
+        expect_answer(got, what, hint=_SMOOTH_HINT)
         expect_close(torch.as_tensor(got), expected, what, _SMOOTH_HINT, atol=1e-5)
     passed("your loss matches F.cross_entropy(logits, targets, label_smoothing=...) for 6 batches and smoothings.")

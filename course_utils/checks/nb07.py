@@ -7,7 +7,7 @@ import random
 
 import torch
 
-from ._common import passed
+from ._common import expect_answer, passed
 
 _HINT = (
     "count the milestones that are <= step (the lr drops at the milestone step itself, and stays down), "
@@ -42,8 +42,7 @@ def check_step_lr(fn) -> None:
         for step, want in enumerate(expected):
             got = fn(step, base_lr, list(milestones), gamma)
             what = f"step_lr({step}, base_lr={base_lr}, milestones={milestones}, gamma={gamma})"
-            if got is None:
-                raise AssertionError(f"{what} returned None: replace `return None` with your code. Hint: {_HINT}")
+            expect_answer(got, what, hint=_HINT)
             try:
                 value = float(got)
             except (TypeError, ValueError):

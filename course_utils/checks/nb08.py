@@ -7,7 +7,7 @@ from typing import Callable
 
 from torch import nn
 
-from ._common import expect_equal, passed
+from ._common import expect_answer, expect_equal, passed
 
 HINT_PARAMS = (
     "a grouped convolution is `groups` separate convolutions, each from in_channels / groups to "
@@ -32,8 +32,7 @@ def check_grouped_conv_params(fn: Callable[[int, int, int, int], int]) -> None:
     for c_in, c_out, k, g in cases:
         what = f"grouped_conv_params({c_in}, {c_out}, kernel_size={k}, groups={g})"
         got = fn(c_in, c_out, k, g)
-        if got is None:
-            raise AssertionError(f"{what} returned None: replace `return None` with the count. Hint: {HINT_PARAMS}")
+        expect_answer(got, what, "the count", HINT_PARAMS)
         # On the meta device the layer has shapes but no data: nothing is allocated or initialised.
         expected = nn.Conv2d(c_in, c_out, k, groups=g, bias=False, device="meta").weight.numel()
         expect_equal(got, expected, what, HINT_PARAMS)

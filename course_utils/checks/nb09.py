@@ -7,7 +7,7 @@ import random
 import torch
 
 from ..models import DenseLayer, DenseNet
-from ._common import expect_equal, passed
+from ._common import expect_answer, expect_equal, passed
 
 _HINT = (
     "inside a dense block, layer i (counting from 0) sees the block's input plus the growth_rate channels of "
@@ -36,8 +36,7 @@ def check_channel_plan(fn) -> None:
     for DenseNet-121's configuration and random ones with odd channel counts.
     """
     probe = fn(64, 32, (6,))
-    if probe is None:
-        raise AssertionError(f"channel_plan returned None: replace `return None` with your lists. Hint: {_HINT}")
+    expect_answer(probe, "channel_plan", "your lists", _HINT)
     rng = random.Random(9)
     cases = [(64, 32, (6, 12, 24, 16)), (24, 12, (16, 16, 16)), (16, 8, (3, 5)), (7, 5, (2, 3, 4)), (64, 32, (6,))]
     for _ in range(6):

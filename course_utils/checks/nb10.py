@@ -7,7 +7,7 @@ import copy
 import torch
 from torch import nn
 
-from ._common import expect_close, expect_equal, passed
+from ._common import expect_answer, expect_close, expect_equal, passed
 
 _HINT = (
     "a grey image copied into R, G and B gives every RGB filter the same input three times, so the conv sums "
@@ -34,8 +34,7 @@ def check_rgb_conv_to_grey(fn) -> None:
     without bias) and random grey batches ``x`` of a few sizes:
     ``fn(conv)(x) == conv(x.repeat(1, 3, 1, 1))``, and ``conv`` itself is left unchanged.
     """
-    if fn(nn.Conv2d(3, 2, 3)) is None:
-        raise AssertionError(f"rgb_conv_to_grey returned None: replace `return None` with the new conv. Hint: {_HINT}")
+    expect_answer(fn(nn.Conv2d(3, 2, 3)), "rgb_conv_to_grey", "the new conv", _HINT)
     for conv in _cases():
         before = copy.deepcopy(conv.state_dict())
         what = f"rgb_conv_to_grey({conv})"
