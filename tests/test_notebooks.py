@@ -130,5 +130,11 @@ def test_run_notebooks_tool(tmp_path: Path, capsys):
     assert not passed and "broken cell" in capsys.readouterr().out
     assert (tmp_path / "out" / "99_broken.ipynb").is_file()  # the executed copy is kept, for reading the error
 
+    chatty = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print('epoch 1'); print('epoch 2')")])
+    nbformat.write(chatty, tmp_path / "98_chatty.ipynb")
+    assert run_notebooks.run(tmp_path / "98_chatty.ipynb", False, tmp_path / "out", 60, follow=True)[0]
+    echoed = [line for line in capsys.readouterr().out.splitlines() if "|" in line]
+    assert [line.split("| ", 1)[1] for line in echoed] == ["epoch 1", "epoch 2"]  # each printed line, as it came
+
     with pytest.raises(SystemExit, match="No notebook starts with 99"):
         run_notebooks.select(["99"])

@@ -5,11 +5,14 @@ For teachers and maintainers: check that the whole course runs on a machine
 
     python tools/run_notebooks.py                      # every notebook, smoke mode (COURSE_SMOKE=1)
     python tools/run_notebooks.py --full 06 07         # full mode, notebooks whose names start with 06 and 07
+    python tools/run_notebooks.py --full --follow 06   # ... and echo what the cells print as it comes
 
-Each finished cell prints a line (elapsed time, the end of its printed output),
-so a long full-mode run can be followed. The executed copies, outputs and
-figures included, are written to ``data/executed/`` (not tracked by git); the
-notebooks in ``notebooks/`` are left untouched. Training runs checkpoint as
+Each finished cell prints a line (elapsed time, the end of its printed output).
+With ``--follow`` every line a cell prints is echoed as soon as it is printed,
+so a training cell that runs for an hour shows its epochs one by one. The
+executed copies, outputs and figures included, are written to
+``data/executed/`` (not tracked by git); the notebooks in ``notebooks/`` are
+left untouched. Training runs checkpoint as
 usual, so a full-mode run that is stopped continues where it stopped when
 started again. Exits 1 if any notebook failed.
 """
@@ -42,8 +45,20 @@ def select(prefixes: list[str]) -> list[Path]:
     return chosen
 
 
-def run(path: Path, full: bool, out_dir: Path, cell_timeout: int | None) -> tuple[bool, float]:
-    """Execute one notebook in its own kernel; return ``(passed, seconds)``."""
+class FollowingClient(nbclient.NotebookClient):
+    """A NotebookClient that also echoes every line the cells print, as it arrives."""
+
+    def output(self, outs, msg, display_id, cell_index):
+        if msg["msg_type"] == "stream":
+            for line in msg["content"]["text"].splitlines():
+                line = line.rsplit("\r", 1)[-1].rstrip()  # a text progress bar: only its latest state
+                if line:
+                    print(f"          | {line[:160]}", flush=True)
+        return super().output(outs, msg, display_id, cell_index)
+
+
+def run(path: Path, full: bool, out_dir: Path, cell_timeout: int | None, follow: bool = False) -> tuple[bool, float]:
+    """Execute one notebook in its own kernel; return ``(passed, seconds)``. ``follow``: echo printed lines."""
     notebook = nbformat.read(path, as_version=4)
     env = dict(os.environ, MPLBACKEND="module://matplotlib_inline.backend_inline")  # figures inline, never a GUI
     if full:
@@ -57,7 +72,7 @@ def run(path: Path, full: bool, out_dir: Path, cell_timeout: int | None) -> tupl
         last = printed.strip().splitlines()[-1][-100:] if printed.strip() else ""
         print(f"  [{time.perf_counter() - start:7.0f} s] cell {cell_index:3d}  {last}", flush=True)
 
-    client = nbclient.NotebookClient(
+    client = (FollowingClient if follow else nbclient.NotebookClient)(
         notebook,
         timeout=cell_timeout,
         kernel_name="python3",
@@ -82,13 +97,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--full", action="store_true", help="full mode (no COURSE_SMOKE): the real training runs")
     parser.add_argument("--out", type=Path, default=ROOT / "data" / "executed", help="where executed copies go")
     parser.add_argument("--cell-timeout", type=int, default=None, help="seconds a cell may take (default: no limit)")
+    parser.add_argument("--follow", action="store_true", help="echo every line the cells print, as it is printed")
     args = parser.parse_args(argv)
 
     mode = "full" if args.full else "smoke"
     results = []
     for path in select(args.notebooks):
         print(f"{path.name} ({mode} mode)", flush=True)
-        results.append((path.name, *run(path, args.full, args.out, args.cell_timeout)))
+        results.append((path.name, *run(path, args.full, args.out, args.cell_timeout, args.follow)))
 
     print(f"\n{'notebook':40s} {'mode':6s} {'result':7s} {'time':>9s}")
     for name, passed, seconds in results:
