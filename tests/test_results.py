@@ -9,6 +9,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from conftest import load_tool
 
 from course_utils import results
 from course_utils.train import History
@@ -73,3 +74,26 @@ def test_wheel_carries_the_result_files(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "course_utils/results/demo/run.json" in names
     assert "course_utils/results/__init__.py" in names
+
+
+def test_ship_results_tool_copies_histories_with_their_provenance(tmp_path, capsys):
+    ship_results = load_tool("ship_results")
+    runs, dest = tmp_path / "runs" / "demo", tmp_path / "results" / "demo"
+    for name in ("plain-20", "resnet-20"):
+        History([{"epoch": 1, "test_acc": 0.4}, {"epoch": 2, "test_acc": 0.5}]).save(runs / f"{name}.json")
+    argv = ["demo", "--measured", "2-core CPU, fp32", "--runs-dir", str(runs), "--dest", str(dest)]
+    assert ship_results.main(argv) == 0
+    assert sorted(p.name for p in dest.iterdir()) == ["plain-20.json", "resnet-20.json"]
+    shipped = History.load(dest / "resnet-20.json")
+    assert shipped.meta == {"measured": "2-core CPU, fp32"} and shipped["test_acc"] == [0.4, 0.5]
+    assert "2 epochs, last test accuracy 0.5000" in capsys.readouterr().out
+
+    History([{"epoch": 1}]).save(runs / "resnet-56.json")  # a run of another length
+    with pytest.raises(SystemExit, match="different numbers of epochs"):
+        ship_results.main(argv)
+    with pytest.raises(SystemExit, match="smoke runs"):
+        ship_results.ship("demo_smoke", "x", runs, dest)
+    with pytest.raises(SystemExit, match="No histories"):
+        ship_results.ship("demo", "x", tmp_path / "empty", dest)
+    with pytest.raises(SystemExit, match="Say where and how"):
+        ship_results.ship("demo", " ", runs, dest)
