@@ -18,6 +18,7 @@ notebooks and tests check each formula against real modules counted by
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import ipywidgets as W
@@ -67,6 +68,12 @@ def equal_budget_width(cardinality: int, channels: int = 256, budget: int | None
 
 def _fmt(n: int) -> str:
     return f"{n:,}"
+
+
+def _fmt_flops(n: int) -> str:
+    """The exact count, then the same in the unit people quote (``3,670,016,000 FLOPs (3.67 G)``)."""
+    short = f"{n / 1e9:.2f} G" if n >= 1e8 else f"{n / 1e6:.1f} M"
+    return f"{n:,} FLOPs ({short})"
 
 
 def _bar_chart(out: W.Output, labels: list[str], values: list[float], ylabel: str, title: str) -> None:
@@ -137,9 +144,9 @@ def block_comparison(channels: int = 256, width: int = 64) -> W.VBox:
         ratio = n["basic_params"] / n["bottleneck_params"]
         readout.value = (
             f"<b>BasicBlock</b> (3x3, {channels} → 3x3, {channels}): {_fmt(n['basic_params'])} parameters, "
-            f"{_fmt(n['basic_flops'])} FLOPs at {size}x{size}<br>"
+            f"{_fmt_flops(n['basic_flops'])} at {size}x{size}<br>"
             f"<b>Bottleneck</b> (1x1, {width} → 3x3, {width} → 1x1, {channels}): "
-            f"{_fmt(n['bottleneck_params'])} parameters, {_fmt(n['bottleneck_flops'])} FLOPs<br>"
+            f"{_fmt(n['bottleneck_params'])} parameters, {_fmt_flops(n['bottleneck_flops'])}<br>"
             f"The basic block has <b>{ratio:.1f}x</b> the parameters."
         )
         _bar_chart(
@@ -156,8 +163,15 @@ def block_comparison(channels: int = 256, width: int = 64) -> W.VBox:
 # --- notebook 05: the ResNet family ------------------------------------------
 
 
+_STAGES = ("conv1", "layer1", "layer2", "layer3", "layer4", "fc")
+
+
 def resnet_explorer_expected(depth: int, base: int, size: int) -> dict[str, object]:
-    """Parameters, FLOPs and stage shapes of ``resnet(depth)`` with stage widths ``base * (1, 2, 4, 8)``."""
+    """Parameters, FLOPs and stage shapes of ``resnet(depth)`` with stage widths ``base * (1, 2, 4, 8)``.
+
+    ``stage_params`` splits the parameters by stage (``conv1`` with its ``bn1``), so that they add up
+    to ``params``.
+    """
     with torch.device("meta"):  # no memory, no initialisation: counting is instant even for ResNet-152
         model = resnet(depth, widths=(base, 2 * base, 4 * base, 8 * base))
         rows = ins.layer_table(model, (1, 3, size, size), depth=1, device="meta")
@@ -167,11 +181,30 @@ def resnet_explorer_expected(depth: int, base: int, size: int) -> dict[str, obje
         for r in rows
         if r.name in ("conv1", "maxpool", "layer1", "layer2", "layer3", "layer4", "fc")
     }
-    return {"params": ins.count_parameters(model), "flops": flops, "shapes": shapes}
+    stage_params = {name: ins.count_parameters(getattr(model, name)) for name in _STAGES}
+    stage_params["conv1"] += ins.count_parameters(model.bn1)
+    return {"params": ins.count_parameters(model), "flops": flops, "shapes": shapes, "stage_params": stage_params}
+
+
+def _stage_chart(out: W.Output, stage_params: dict[str, int], shapes: dict[str, tuple]) -> None:
+    """Two bar charts per stage: its parameters, and the size of its output for one image."""
+    with out:
+        out.clear_output(wait=True)
+        names = list(stage_params)
+        fig, (left, right) = plt.subplots(1, 2, figsize=(9, 2.8))
+        left.bar(names, [stage_params[s] / 1e6 for s in names], color="tab:blue")
+        left.set(ylabel="parameters (millions)", title="Where the weights are")
+        right.bar(names, [math.prod(shapes[s]) / 1e3 for s in names], color="tab:orange")
+        right.set(ylabel="values (thousands)", title="Output C x H x W, one image")
+        for ax in (left, right):
+            ax.tick_params(axis="x", labelsize=8)
+        fig.tight_layout()
+        plt.show()
 
 
 def resnet_explorer(depth: int = 34, base: int = 64, size: int = 224) -> W.VBox:
-    """Depth, width and input size of a ResNet: its stage-by-stage shapes, parameters and FLOPs."""
+    """Depth, width and input size of a ResNet: its stage-by-stage shapes, parameters and FLOPs, and a chart
+    of where the weights are against where the large feature maps are."""
     controls = {
         "depth": W.Dropdown(options=[18, 34, 50, 101, 152], value=depth, description="depth", style=_STYLE),
         "base": W.IntSlider(
@@ -190,11 +223,10 @@ def resnet_explorer(depth: int = 34, base: int = 64, size: int = 224) -> W.VBox:
         )
         readout.value = (
             f"<b>ResNet-{depth}</b>, widths {base}/{2 * base}/{4 * base}/{8 * base}, input {size}x{size}: "
-            f"{_fmt(n['params'])} parameters, {_fmt(n['flops'])} FLOPs"
+            f"{_fmt(n['params'])} parameters, {_fmt_flops(n['flops'])}"
             f"<table><tr><th>stage</th><th>output C x H x W</th></tr>{rows}</table>"
         )
-        with chart:
-            chart.clear_output()
+        _stage_chart(chart, n["stage_params"], n["shapes"])
 
     return _assemble(controls, update, resnet_explorer_expected)
 

@@ -57,5 +57,8 @@ def test_resnet_explorer_matches_torchvision_counts():
     import torchvision
 
     n = Wd.resnet_explorer_expected(depth=101, base=64, size=224)
-    assert n["params"] == count_parameters(torchvision.models.resnet101())
+    reference = torchvision.models.resnet101()
+    assert n["params"] == count_parameters(reference)
     assert n["shapes"]["layer4"] == (2048, 7, 7)
+    assert sum(n["stage_params"].values()) == n["params"]
+    assert n["stage_params"]["layer3"] == count_parameters(reference.layer3)
