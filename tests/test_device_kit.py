@@ -114,3 +114,14 @@ def test_main_needs_somewhere_to_put_the_results(monkeypatch):
     monkeypatch.delenv("OUT", raising=False)
     with pytest.raises(SystemExit, match="OUT"):
         kit.main(["run", "06"])
+
+
+def test_a_failed_wheel_install_names_both_pythons(tmp_path, monkeypatch):
+    kit_dir = tmp_path / "kit"
+    (kit_dir / "wheels").mkdir(parents=True)
+    (kit_dir / "wheels" / "broken-1.0-py3-none-any.whl").write_bytes(b"not a zip")
+    (kit_dir / "python-version").write_text("3.99\n")
+    monkeypatch.setattr(kit, "KIT", kit_dir)
+    monkeypatch.setattr(kit, "SITE", tmp_path / "site")
+    with pytest.raises(SystemExit, match=r"made for Python 3\.99; this machine runs Python 3\.\d+"):
+        kit.run(["06"], 60, 10, tmp_path / "out")

@@ -42,6 +42,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 KIT = ROOT / ".device-kit"  # git-ignored; carried to the GPU machine with `carry: [".device-kit"]`
+SITE = Path("/tmp/site")  # where `run` installs the carried wheels, outside the working tree
+WORK = Path("/tmp/device-kit-work")  # the log and executed notebooks, before they are packed into $OUT
 
 RUNNER_PACKAGES = ["nbclient", "nbformat", "ipykernel", "ipywidgets>=7.7,<9"]
 """What executing the notebooks needs beyond PyTorch, torchvision, numpy, matplotlib, pillow and tqdm."""
@@ -81,6 +83,7 @@ def prepare(kit: Path, python_version: str, datasets: Path) -> list[str]:
     command += ["--python-version", python_version, "--implementation", "cp", "--abi", abi, "--abi", "abi3"]
     command += ["--abi", "none"] + [arg for p in PLATFORMS for arg in ("--platform", p)] + RUNNER_PACKAGES
     subprocess.run(command, check=True)
+    (kit / "python-version").write_text(python_version + "\n")
     for wheel in wheels.glob("*.whl"):
         if dist_name(wheel) in ON_THE_IMAGE:
             wheel.unlink()
@@ -240,14 +243,21 @@ def run(items: list[str], budget: float, min_start: float, out: Path, smoke: boo
             f"No wheels in {KIT / 'wheels'}: run `python tools/device_kit.py prepare` here first, "
             "then carry .device-kit."
         )
-    site = Path("/tmp/site")
+    site = SITE
     install = [sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-compile"]
-    subprocess.run(install + ["--upgrade", "--target", str(site), *map(str, wheels)], check=True)
+    if subprocess.run(install + ["--upgrade", "--target", str(site), *map(str, wheels)]).returncode != 0:
+        built_for = (KIT / "python-version").read_text().strip() if (KIT / "python-version").is_file() else "?"
+        here = ".".join(map(str, sys.version_info[:2]))
+        raise SystemExit(
+            f"Installing the carried wheels failed (see pip's message above). They were made for Python {built_for}; "
+            f"this machine runs Python {here}. If those differ, run `python tools/device_kit.py prepare "
+            f"--python-version {here}` here and carry .device-kit again."
+        )
     sys.path.insert(0, str(site))  # for this process too: packing reads checkpoints through course_utils
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
     env.update(COURSE_DATA_DIR=str(KIT / "datasets"), PYTHONUNBUFFERED="1")
     env.pop("COURSE_SMOKE", None)  # run_notebooks.py sets it for smoke mode itself
-    work = Path("/tmp/device-kit-work")
+    work = WORK
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     out.mkdir(parents=True, exist_ok=True)
