@@ -138,3 +138,43 @@ def test_run_notebooks_tool(tmp_path: Path, capsys):
 
     with pytest.raises(SystemExit, match="No notebook starts with 99"):
         run_notebooks.select(["99"])
+
+
+rehearse_full = load_tool("rehearse_full")
+
+
+@pytest.mark.notebook
+@pytest.mark.slow
+@pytest.mark.parametrize("prefix", rehearse_full.TRAINING)
+def test_full_mode_rehearsal(prefix: str, tmp_path: Path, monkeypatch):
+    """Full mode's own code (its branches, its sizes) runs: with training cut short, only claims may fail.
+
+    Smoke mode never enters a notebook's ``if not env.smoke:`` branches; a typo there would first show
+    on a GPU. tools/rehearse_full.py runs them with one small batch per epoch.
+    """
+    for name, value in kernel_env().items():
+        if name != "COURSE_SMOKE":
+            monkeypatch.setenv(name, value)
+    (path,) = rehearse_full.select([prefix])
+    result = rehearse_full.rehearse(path, tmp_path)
+    print(f"{path.name}: {result.seconds:.0f} s, claims not met after the cut training: {result.claims}")
+    assert not result.errors, f"{path.name}, full mode with training cut short: " + "; ".join(
+        f"cell {cell}: {message}" for cell, message in result.errors
+    )
+
+
+@pytest.mark.notebook
+def test_rehearsal_tells_claims_from_errors(tmp_path: Path):
+    # A notebook shaped like the course's: title, setup, then a claim and a bug that only full mode reaches.
+    cells = [
+        nbformat.v4.new_markdown_cell("# A stand-in"),
+        nbformat.v4.new_code_cell("import course_utils as cu\nenv = cu.env.setup()"),
+        nbformat.v4.new_code_cell("if not env.smoke:\n    assert False, 'the network did not reach its target'"),
+        nbformat.v4.new_code_cell("assert cu.train.fit.__name__ == 'cut'  # the training is cut short"),
+        nbformat.v4.new_code_cell("if not env.smoke:\n    print(undefined_in_full_mode)"),
+    ]
+    path = tmp_path / "99_standin.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), path)
+    result = rehearse_full.rehearse(path, tmp_path / "cache", cell_timeout=120)
+    assert result.claims == [(2, "AssertionError: the network did not reach its target")]
+    assert result.errors == [(4, "NameError: name 'undefined_in_full_mode' is not defined")]
