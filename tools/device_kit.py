@@ -141,11 +141,11 @@ def run_items(
             sys.stdout.write(text)
             sys.stdout.flush()
 
-        for item in items:
+        for i, item in enumerate(items):
             left = budget - (time.monotonic() - start)
-            if left < min_start:
-                outcomes.append(Outcome(item, "skipped: budget spent", 0.0))
-                continue
+            if left < min_start:  # the budget only shrinks: this item and all after it are skipped
+                outcomes += [Outcome(rest, "skipped: budget spent", 0.0) for rest in items[i:]]
+                break
             command = [arg.replace("{work}", str(work)) for arg in item_command(item, sys.executable, smoke)]
             echo(f"=== {item}: {' '.join(command)} (at most {left:.0f} s)\n")
             began = time.monotonic()
@@ -173,7 +173,8 @@ def run_items(
             outcomes.append(Outcome(item, status, time.monotonic() - began))
             echo(f"=== {item}: {status} after {outcomes[-1].seconds:.0f} s\n")
             pack(work, out, outcomes)
-    pack(work, out, outcomes)
+    if not outcomes or outcomes[-1].status == "skipped: budget spent":  # else the last item packed already
+        pack(work, out, outcomes)
     return outcomes
 
 
@@ -204,6 +205,8 @@ def pack(work: Path, out: Path, outcomes: list[Outcome]) -> None:
             shutil.copy2(path, work / "runs" / relative)
         elif path.suffix == ".pt":
             dst = work / "from-checkpoints" / relative.with_suffix(".json")
+            if dst.exists() and dst.stat().st_mtime >= path.stat().st_mtime:
+                continue  # read at an earlier item's packing, unchanged since
             dst.parent.mkdir(parents=True, exist_ok=True)
             try:
                 checkpoint_history(path).save(dst)
@@ -226,7 +229,8 @@ def pack(work: Path, out: Path, outcomes: list[Outcome]) -> None:
 
 def checkpoint_history(path: Path):
     """The :class:`course_utils.train.History` inside a checkpoint written by ``fit``."""
-    sys.path.insert(0, str(ROOT))  # the checkout's course_utils, installed or not
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))  # the checkout's course_utils, installed or not
     from course_utils.train import History, load_checkpoint
 
     return History.from_dict(load_checkpoint(path)["history"])
@@ -243,9 +247,8 @@ def run(items: list[str], budget: float, min_start: float, out: Path, smoke: boo
             f"No wheels in {KIT / 'wheels'}: run `python tools/device_kit.py prepare` here first, "
             "then carry .device-kit."
         )
-    site = SITE
     install = [sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-compile"]
-    if subprocess.run(install + ["--upgrade", "--target", str(site), *map(str, wheels)]).returncode != 0:
+    if subprocess.run(install + ["--upgrade", "--target", str(SITE), *map(str, wheels)]).returncode != 0:
         built_for = (KIT / "python-version").read_text().strip() if (KIT / "python-version").is_file() else "?"
         here = ".".join(map(str, sys.version_info[:2]))
         raise SystemExit(
@@ -253,15 +256,14 @@ def run(items: list[str], budget: float, min_start: float, out: Path, smoke: boo
             f"this machine runs Python {here}. If those differ, run `python tools/device_kit.py prepare "
             f"--python-version {here}` here and carry .device-kit again."
         )
-    sys.path.insert(0, str(site))  # for this process too: packing reads checkpoints through course_utils
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
+    sys.path.insert(0, str(SITE))  # for this process too: packing reads checkpoints through course_utils
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(SITE), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
     env.update(COURSE_DATA_DIR=str(KIT / "datasets"), PYTHONUNBUFFERED="1")
     env.pop("COURSE_SMOKE", None)  # run_notebooks.py sets it for smoke mode itself
-    work = WORK
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
+    shutil.rmtree(WORK, ignore_errors=True)
+    WORK.mkdir(parents=True)
     out.mkdir(parents=True, exist_ok=True)
-    outcomes = run_items(items, budget, min_start, work, out, env, smoke)
+    outcomes = run_items(items, budget, min_start, WORK, out, env, smoke)
     print(summary(outcomes))
     if any(o.status == "FAILED" for o in outcomes):
         return 1

@@ -54,7 +54,7 @@ class _SmallBatches(_data.DeviceLoader):
 
 
 _data.DeviceLoader = _SmallBatches  # make_loaders builds its loaders with this name too
-_make_loaders, _torchvision_loader, _fit = _data.make_loaders, _data.torchvision_loader, _train.fit
+_make_loaders, _torchvision_loader = _data.make_loaders, _data.torchvision_loader
 
 
 def _short_loaders(*args, **kwargs):
@@ -74,7 +74,7 @@ def _one_batch(function):
 
 _data.make_loaders = _short_loaders
 _data.torchvision_loader = lambda data, batch_size=128, *a, **k: _torchvision_loader(data, min(batch_size, 32), *a, **k)
-_train.fit, _train.evaluate, _train.predict = _one_batch(_fit), _one_batch(_train.evaluate), _one_batch(_train.predict)
+_train.fit, _train.evaluate, _train.predict = map(_one_batch, (_train.fit, _train.evaluate, _train.predict))
 """
 
 
