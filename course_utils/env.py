@@ -24,6 +24,24 @@ def is_colab() -> bool:
     return "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ
 
 
+DRIVE_RUNS_DIR = Path("/content/drive/MyDrive/resnet-step-by-step/runs")
+
+
+def runs_dir(save_to_drive: bool = False) -> Path:
+    """Where training runs keep their checkpoints and histories: ``runs/`` in the course's folder
+    (:func:`course_dir`), or, on Colab with ``save_to_drive=True``, a folder on your Google Drive, which
+    survives a disconnected session (Colab asks for permission to mount it)."""
+    if save_to_drive and is_colab():
+        from google.colab import drive  # only importable on Colab
+
+        drive.mount(str(DRIVE_RUNS_DIR.parents[2]))  # /content/drive
+        return DRIVE_RUNS_DIR
+    local = course_dir() / "runs"
+    if save_to_drive:
+        print(f"save_to_drive only applies on Colab; the checkpoints stay in {local}")
+    return local
+
+
 def is_smoke() -> bool:
     """True when ``COURSE_SMOKE=1``: every notebook shrinks to a CPU-sized run (CI)."""
     return os.environ.get("COURSE_SMOKE", "0").strip().lower() in {"1", "true", "yes", "on"}
@@ -135,6 +153,9 @@ def setup(seed: int = 0, device: str | None = None, quiet: bool = False) -> Env:
     smoke = is_smoke()
     dev = pick_device("cpu" if smoke and device is None else device)
     env = Env(device=dev, smoke=smoke, colab=is_colab(), data_dir=data_dir(), cache_dir=course_dir())
+    if dev.type == "cuda":
+        # The course's batches keep one shape, so cuDNN may time its algorithms once per shape and keep the fastest.
+        torch.backends.cudnn.benchmark = True
     if not quiet:
         print(f"torch {torch.__version__}, python {sys.version.split()[0]}" + (", on Colab" if env.colab else ""))
         print(describe_device(dev))

@@ -221,14 +221,15 @@ def _rng_state() -> dict:
 
 
 def _set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
+    # Generator states are CPU byte tensors, whatever device a checkpoint was loaded to.
+    torch.set_rng_state(state["torch"].cpu())
     if state.get("cuda") and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
     if "python" in state:
         random.setstate(state["python"])
     if "numpy" in state:
         name, keys, *rest = state["numpy"]
-        np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
+        np.random.set_state((name, keys.cpu().numpy().astype(np.uint32), *rest))
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
@@ -640,7 +641,9 @@ def _compile_failed(error: BaseException) -> None:
 
 def _resume(run: _Run) -> tuple[History, int]:
     """Load ``run.checkpoint`` into the model, optimizer, schedule and RNGs; return ``(history, next epoch)``."""
-    state = load_checkpoint(run.checkpoint, map_location=run.device)
+    # On the CPU: the RNG states must come back as CPU tensors (torch.set_rng_state refuses CUDA ones), and
+    # load_state_dict moves the weights and the optimizer's moments to wherever the parameters are.
+    state = load_checkpoint(run.checkpoint)
     saved = state.get("extra", {}).get("config")
     if saved is not None and saved != run.config:
         diff = {k: (saved.get(k), v) for k, v in run.config.items() if saved.get(k) != v}
@@ -648,7 +651,7 @@ def _resume(run: _Run) -> tuple[History, int]:
             f"Checkpoint {run.checkpoint} is from a different training run: (saved, now) = {diff}. "
             "Pass resume=False to start over (it will be overwritten), or another checkpoint path."
         )
-    run.model.load_state_dict(state["model"])
+    _unwrap(run.model).load_state_dict(state["model"])  # saved unwrapped, without torch.compile's prefix
     run.optimizer.load_state_dict(state["optimizer"])
     run.scheduler.load_state_dict(state["scheduler"])
     if run.scaler is not None and state.get("scaler"):

@@ -108,6 +108,13 @@ def _assemble(controls: dict[str, W.ValueWidget], update: Callable[..., None], e
 _STYLE = {"description_width": "initial"}
 _LAYOUT = W.Layout(width="480px")
 
+
+def _slider(**kwargs) -> W.IntSlider:
+    """An IntSlider in the course's style that updates when released: each update recounts a model and
+    redraws a chart, too slow to run on every pixel of a drag."""
+    return W.IntSlider(style=_STYLE, layout=_LAYOUT, continuous_update=False, **kwargs)
+
+
 # --- notebook 04: basic vs bottleneck ----------------------------------------
 
 
@@ -126,15 +133,9 @@ def block_comparison_expected(channels: int, width: int, bn: bool, bias: bool, s
 def block_comparison(channels: int = 256, width: int = 64) -> W.VBox:
     """Sliders for channels and bottleneck width: parameters and FLOPs of a BasicBlock vs a Bottleneck."""
     controls = {
-        "channels": W.IntSlider(
-            value=channels, min=64, max=1024, step=64, description="channels in/out", style=_STYLE, layout=_LAYOUT
-        ),
-        "width": W.IntSlider(
-            value=width, min=16, max=512, step=16, description="bottleneck width", style=_STYLE, layout=_LAYOUT
-        ),
-        "size": W.IntSlider(
-            value=56, min=7, max=112, step=7, description="feature map H = W", style=_STYLE, layout=_LAYOUT
-        ),
+        "channels": _slider(value=channels, min=64, max=1024, step=64, description="channels in/out"),
+        "width": _slider(value=width, min=16, max=512, step=16, description="bottleneck width"),
+        "size": _slider(value=56, min=7, max=112, step=7, description="feature map H = W"),
         "bn": W.Checkbox(value=False, description="count BatchNorm γ and β", style=_STYLE),
         "bias": W.Checkbox(value=False, description="conv bias (wasted before BN)", style=_STYLE),
     }
@@ -207,12 +208,8 @@ def resnet_explorer(depth: int = 34, base: int = 64, size: int = 224) -> W.VBox:
     of where the weights are against where the large feature maps are."""
     controls = {
         "depth": W.Dropdown(options=[18, 34, 50, 101, 152], value=depth, description="depth", style=_STYLE),
-        "base": W.IntSlider(
-            value=base, min=16, max=128, step=16, description="layer1 width", style=_STYLE, layout=_LAYOUT
-        ),
-        "size": W.IntSlider(
-            value=size, min=32, max=448, step=32, description="input H = W", style=_STYLE, layout=_LAYOUT
-        ),
+        "base": _slider(value=base, min=16, max=128, step=16, description="base width (layer1 planes)"),
+        "size": _slider(value=size, min=32, max=448, step=32, description="input H = W"),
     }
 
     def update(readout: W.HTML, chart: W.Output, depth, base, size) -> None:
@@ -246,12 +243,8 @@ def resnext_comparison_expected(cardinality: int, bottleneck_width: int, channel
 def resnext_comparison(cardinality: int = 32, bottleneck_width: int = 4) -> W.VBox:
     """Cardinality C and path width d of a ResNeXt block against a ResNet bottleneck's budget."""
     controls = {
-        "cardinality": W.IntSlider(
-            value=cardinality, min=1, max=64, step=1, description="cardinality C", style=_STYLE, layout=_LAYOUT
-        ),
-        "bottleneck_width": W.IntSlider(
-            value=bottleneck_width, min=1, max=64, step=1, description="width per path d", style=_STYLE, layout=_LAYOUT
-        ),
+        "cardinality": _slider(value=cardinality, min=1, max=64, step=1, description="cardinality C"),
+        "bottleneck_width": _slider(value=bottleneck_width, min=1, max=64, step=1, description="width per path d"),
     }
 
     def update(readout: W.HTML, chart: W.Output, cardinality, bottleneck_width) -> None:

@@ -40,3 +40,25 @@ def test_seed_everything_repeats():
     a = torch.randn(4)
     env.seed_everything(3)
     assert torch.equal(a, torch.randn(4))
+
+
+def test_runs_dir_local_and_on_colab(monkeypatch, tmp_path, capsys):
+    import sys
+    import types
+
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("COLAB_RELEASE_TAG", raising=False)
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    assert env.runs_dir() == tmp_path / "runs"
+    assert env.runs_dir(save_to_drive=True) == tmp_path / "runs"  # not on Colab: says so, keeps them local
+    assert "only applies on Colab" in capsys.readouterr().out
+
+    mounted = []
+    colab = types.ModuleType("google.colab")
+    colab.drive = types.SimpleNamespace(mount=mounted.append)
+    monkeypatch.setitem(sys.modules, "google", types.ModuleType("google"))
+    monkeypatch.setitem(sys.modules, "google.colab", colab)
+    assert env.is_colab()
+    assert env.runs_dir(save_to_drive=True) == env.DRIVE_RUNS_DIR
+    assert mounted == ["/content/drive"]
+    assert env.runs_dir() == tmp_path / "runs"  # on Colab without the switch: the session's disk

@@ -130,6 +130,22 @@ def test_dependencies_are_lower_bounds_only():
         assert req.url is None, f"{dep!r}: no direct URLs in the dependencies"
 
 
+def test_setup_notebook_checks_the_package_lower_bounds():
+    """00_setup's version check states the same oldest versions as pyproject (python and the dependencies)."""
+    source = nbformat.read(NOTEBOOKS_DIR / "00_setup.ipynb", as_version=4).cells[4].source
+    match = re.search(r"^MINIMUM = (\{.*\})$", source, re.MULTILINE)
+    assert match, "00_setup cell 4 no longer defines MINIMUM on one line"
+    stated = eval(match.group(1))  # a literal dict of version tuples
+    wanted = {"python": PYPROJECT["project"]["requires-python"]}
+    for dep in PYPROJECT["project"]["dependencies"]:
+        req = Requirement(dep)
+        if req.name in stated:
+            wanted[req.name] = str(req.specifier)
+    for name, spec in wanted.items():
+        version = tuple(int(p) for p in spec.removeprefix(">=").split("."))
+        assert stated.get(name) == version[:2], f"00_setup MINIMUM[{name!r}] = {stated.get(name)}, pyproject: {spec}"
+
+
 def test_ruff_check():
     result = run(sys.executable, "-m", "ruff", "check", "--no-cache", *LINTED)
     assert result.returncode == 0, f"ruff check {' '.join(LINTED)}:\n{result.stdout}{result.stderr}"

@@ -296,6 +296,29 @@ def test_resume_after_interrupt_is_bit_exact(tmp_path, capsys):
         assert torch.equal(a[key], b[key]), key
 
 
+def test_resume_of_a_run_on_another_device(tmp_path, monkeypatch):
+    """On a GPU, reading the checkpoint with map_location=cuda put the RNG states on the GPU, and
+    torch.set_rng_state refused them ("RNG state must be a torch.ByteTensor"). No GPU here: the resume is
+    told its run is on the meta device, which tensors read there would show just as well."""
+    x, y = make_data()
+    ckpt = tmp_path / "run.pt"
+    with pytest.raises(KeyboardInterrupt):
+        fit(tiny_model(seed=0), InterruptingLoader(x, y, at_epoch=1), epochs=2, lr=0.05, checkpoint=ckpt, **QUIET)
+
+    real_resume = train._resume
+
+    def resume_as_if_elsewhere(run):
+        device, run.device = run.device, torch.device("meta")
+        try:
+            return real_resume(run)
+        finally:
+            run.device = device
+
+    monkeypatch.setattr(train, "_resume", resume_as_if_elsewhere)
+    history = fit(tiny_model(seed=1), TinyLoader(x, y), epochs=2, lr=0.05, checkpoint=ckpt, **QUIET)
+    assert history["epoch"] == [1, 2]  # epoch 1 from the checkpoint, epoch 2 trained
+
+
 def make_recorders(model: nn.Module, every: int = 1) -> list:
     return [GradientRecorder(model, every=every), ActivationRecorder(model, every=3, bins=8)]
 
