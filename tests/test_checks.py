@@ -31,7 +31,8 @@ def exercises() -> list[tuple[str, str, str, str, str]]:
                 continue
             name = source.split("def ", 1)[1].split("(", 1)[0]
             solution, check = cells[i + 1], cells[i + 2]
-            assert solution.startswith("# Solution"), f"{path.name}: no solution cell after the stub of {name}"
+            assert solution.startswith("# @title Solution"), f"{path.name}: no solution cell after the stub of {name}"
+            assert "stands in for it" in solution, f"{path.name}: {name}'s solution does not say when it stands in"
             assert f"({name})" in check, f"{path.name}: the cell after {name}'s solution does not check it"
             check_name = check.split("(", 1)[0].strip().rsplit(".", 1)[1]
             found.append((path.stem[:2], name, source, solution, check_name))
@@ -156,7 +157,10 @@ def test_check_rejects_the_stub(notebook, name, stub, solution, check_name):
 
 @pytest.mark.parametrize("notebook, name, stub, solution, check_name", EXERCISES, ids=[e[1] for e in EXERCISES])
 def test_check_passes_the_notebooks_solution(notebook, name, stub, solution, check_name, capsys):
-    run_check(notebook, check_name, define(stub, solution)[name])
+    namespace = define(stub, solution)
+    notice = capsys.readouterr().out
+    assert notice.startswith(f"{name} still returns None"), notice  # the solution says that it stands in
+    run_check(notebook, check_name, namespace[name])
     assert capsys.readouterr().out.startswith("✅ Correct")
 
 

@@ -10,7 +10,8 @@ The repository address lives in one place, ``pyproject.toml``'s
    repository, non-editable, upgrading nothing already there; locally: import
    it from the checkout).
 
-It also strips outputs, execution counts and widget state, and sets the
+It also collapses exercise solutions (JupyterLab and Colab), strips outputs,
+execution counts and widget state, and sets the
 notebook metadata Colab needs (GPU accelerator, Python 3 kernel).
 
     python tools/sync_notebooks.py           # rewrite in place
@@ -35,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 BRANCH = "main"
 BADGE_RE = re.compile(r"^\[!\[Open In Colab\]\([^)]*\)\]\([^)]*\)\s*\n*")
+SOLUTION_TITLE = "# @title Solution (double-click to show the code)"
 SETUP_MARKER = "# Setup (Colab and local alike)"
 
 SETUP_TEMPLATE = """{marker}: on Colab, install course_utils from the course repository
@@ -71,6 +73,16 @@ def setup_source(repo: str) -> str:
     return SETUP_TEMPLATE.format(marker=SETUP_MARKER, repo=repo, branch=BRANCH)
 
 
+def hide_solution(cell: nbformat.NotebookNode) -> None:
+    """Collapse an exercise's solution cell in JupyterLab (``source_hidden``) and on Colab, which ignores that
+    and hides the code of a form cell instead: a ``# @title`` first line and ``cellView: form``."""
+    cell.metadata["jupyter"] = {**cell.metadata.get("jupyter", {}), "source_hidden": True}
+    cell.metadata["cellView"] = "form"
+    lines = cell.source.splitlines()
+    if not lines or not lines[0].startswith("# @title"):
+        cell.source = "\n".join([SOLUTION_TITLE, *lines])
+
+
 def normalized(nb: nbformat.NotebookNode, name: str, repo: str) -> nbformat.NotebookNode:
     """``nb`` with badge, setup cell, metadata and no outputs, as it should be committed."""
     cells = nb.cells
@@ -82,7 +94,9 @@ def normalized(nb: nbformat.NotebookNode, name: str, repo: str) -> nbformat.Note
     else:
         cells.insert(1, nbformat.v4.new_code_cell(setup_source(repo)))
     for cell in cells:
-        cell.metadata = {k: v for k, v in cell.metadata.items() if k in ("tags", "jupyter")}
+        cell.metadata = {k: v for k, v in cell.metadata.items() if k in ("tags", "jupyter", "cellView")}
+        if "solution" in cell.metadata.get("tags", []):
+            hide_solution(cell)
         if cell.cell_type == "code":
             cell.outputs = []
             cell.execution_count = None
