@@ -827,11 +827,16 @@ def _describe(run: _Run, start: int) -> str:
     )
 
 
+def _loss(value: float) -> str:
+    # Three decimals for the usual losses; an untrained network's test loss can be astronomically large.
+    return f"{value:.3f}" if abs(value) < 1e4 else f"{value:.3g}"
+
+
 def _epoch_line(r: dict, epochs: int) -> str:
     width = len(str(epochs))
-    line = f"epoch {r['epoch']:>{width}}/{epochs}  loss {r['train_loss']:.3f}  acc {100 * r['train_acc']:5.1f}%"
+    line = f"epoch {r['epoch']:>{width}}/{epochs}  loss {_loss(r['train_loss'])}  acc {100 * r['train_acc']:5.1f}%"
     if "test_acc" in r:
-        line += f"  test loss {r['test_loss']:.3f}  test acc {100 * r['test_acc']:5.1f}%"
+        line += f"  test loss {_loss(r['test_loss'])}  test acc {100 * r['test_acc']:5.1f}%"
     line += f"  lr {r['lr']:.3g}  {r['images_per_s']:,.0f} img/s  {r['epoch_time']:.1f} s"
     if r["epoch"] < epochs:  # at this epoch's pace; the first may be slower (compile, cuDNN autotuning)
         line += f"  (~{_duration((epochs - r['epoch']) * r['epoch_time'])} to go)"

@@ -521,3 +521,10 @@ def test_resume_with_device_loader_is_bit_exact(tmp_path, monkeypatch):
     fit(resumed, make_loaders(data, batch_size=32)[0], checkpoint=ckpt, **kwargs)
     for key, value in straight.state_dict().items():
         assert torch.equal(value, resumed.state_dict()[key]), key
+
+
+def test_epoch_line_keeps_huge_losses_short():
+    record = dict(epoch=1, train_loss=2.3456, train_acc=0.5, test_loss=9.9e28, test_acc=0.1, lr=0.1)
+    record.update(images_per_s=100.0, epoch_time=1.0)
+    line = train._epoch_line(record, epochs=1)
+    assert "loss 2.346" in line and "test loss 9.9e+28" in line, line
