@@ -22,6 +22,7 @@ checkpoints). Accuracies are fractions (0.91), printed as percentages (91.0%).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import random
@@ -547,6 +548,7 @@ def fit(
         history, start = _resume(run)
     elif seed is not None:
         seed_everything(seed)
+    history.meta["config"] = dict(run.config)  # how the run was made, also in the saved history
     if verbose:
         print(_describe(run, start))
     if start >= epochs:
@@ -610,15 +612,33 @@ def _prepare(**kw: Any) -> _Run:
         progress=kw["progress"],
         grad_clip=kw["grad_clip"],
         lr=base_lrs[0],
-        # What a checkpoint must agree on to be resumed by this call.
+        # What a checkpoint must agree on to be resumed by this call: everything that changes the result.
+        # (Speed switches, amp and the device may change between sessions.)
         config={
             "epochs": epochs,
             "steps_per_epoch": steps,
             "schedule": kw["schedule"],
             "optimizer": opt_name,
             "lr": base_lrs,
+            "momentum": kw["momentum"],
+            "weight_decay": kw["weight_decay"],
+            "nesterov": kw["nesterov"],
+            "milestones": list(kw["milestones"]) if kw["milestones"] is not None else None,
+            "warmup_epochs": kw["warmup_epochs"],
+            "label_smoothing": kw["label_smoothing"],
+            "grad_clip": kw["grad_clip"],
+            "seed": kw["seed"],
+            "model": _architecture(model),
         },
     )
+
+
+def _architecture(model: nn.Module) -> str:
+    """The model's class, parameter count and a short fingerprint of its layers (plain and residual twins
+    have the same parameters but not the same layers)."""
+    model = _unwrap(model)
+    fingerprint = hashlib.sha1(repr(model).encode()).hexdigest()[:10]
+    return f"{type(model).__name__}, {sum(p.numel() for p in model.parameters()):,} parameters, layers {fingerprint}"
 
 
 def _maybe_compile(model: nn.Module, compile: bool, recorders: list, verbose: bool) -> nn.Module:
@@ -645,8 +665,9 @@ def _resume(run: _Run) -> tuple[History, int]:
     # load_state_dict moves the weights and the optimizer's moments to wherever the parameters are.
     state = load_checkpoint(run.checkpoint)
     saved = state.get("extra", {}).get("config")
-    if saved is not None and saved != run.config:
-        diff = {k: (saved.get(k), v) for k, v in run.config.items() if saved.get(k) != v}
+    # A key the checkpoint does not have (written by an older course_utils) is not compared.
+    diff = {k: (saved[k], v) for k, v in run.config.items() if saved is not None and k in saved and saved[k] != v}
+    if diff:
         raise ValueError(
             f"Checkpoint {run.checkpoint} is from a different training run: (saved, now) = {diff}. "
             "Pass resume=False to start over (it will be overwritten), or another checkpoint path."

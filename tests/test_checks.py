@@ -85,8 +85,8 @@ def _wrong_pad_shortcut(x, stride, extra_channels):
     return torch.cat([zeros, kept], dim=1)  # zeros before the input's channels
 
 
-def _wrong_bottleneck_params(channels, width, bn=True):
-    return channels * width + 3 * 3 * width * width + width * channels  # BN parameters forgotten
+def _wrong_bottleneck_flops(channels, width, size, stride=1):
+    return 2 * size * size * (channels * width + 9 * width * width + width * channels)  # the stride forgotten
 
 
 def _wrong_conv_output_size(size, kernel, stride=1, padding=0):
@@ -134,7 +134,7 @@ MISTAKES = {
     "bn_forward": (_wrong_bn_forward, "eps goes inside the square root"),
     "update_running_stats": (_wrong_running_stats, "biased batch variance"),
     "pad_shortcut": (_wrong_pad_shortcut, "channels of zeros after the existing ones"),
-    "bottleneck_params": (_wrong_bottleneck_params, "a BatchNorm with two parameters"),
+    "bottleneck_flops": (_wrong_bottleneck_flops, "the 3x3 has the stride"),
     "conv_output_size": (_wrong_conv_output_size, "pad the input on both sides"),
     "random_crop_flip": (_wrong_random_crop_flip, "mirror it left-right"),
     "smooth_cross_entropy": (_wrong_smooth_cross_entropy, "the smoothed target"),

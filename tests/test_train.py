@@ -396,6 +396,25 @@ def test_finished_checkpoint_returns_history_and_config_mismatch_is_refused(tmp_
     assert len(h3) == 1 and train.load_checkpoint(ckpt)["epoch"] == 1
 
 
+def test_a_checkpoint_of_another_recipe_or_model_is_refused(tmp_path):
+    """Weight decay, label smoothing, the seed or the network changed: not the run the checkpoint holds."""
+    train_loader, _ = loaders()
+    ckpt = tmp_path / "run.pt"
+    h = fit(tiny_model(), train_loader, epochs=1, checkpoint=ckpt, **QUIET)
+    assert h.meta["config"]["weight_decay"] == 5e-4 and "Sequential" in h.meta["config"]["model"]
+    for change in (dict(weight_decay=0.0), dict(label_smoothing=0.1), dict(seed=1), dict(nesterov=True)):
+        with pytest.raises(ValueError, match=f"different training run.*{next(iter(change))}"):
+            fit(tiny_model(), train_loader, epochs=1, checkpoint=ckpt, **change, **QUIET)
+    twin = nn.Sequential(*tiny_model(), nn.Identity())  # the same parameters, other layers
+    with pytest.raises(ValueError, match="different training run.*model"):
+        fit(twin, train_loader, epochs=1, checkpoint=ckpt, **QUIET)
+    # What a checkpoint of an older course_utils lacks is not compared.
+    state = train.load_checkpoint(ckpt)
+    del state["extra"]["config"]["weight_decay"]
+    torch.save(state, ckpt)
+    assert len(fit(tiny_model(), train_loader, epochs=1, checkpoint=ckpt, weight_decay=0.0, **QUIET)) == 1
+
+
 def test_checkpoint_write_is_atomic_and_uses_weights_only(tmp_path, monkeypatch):
     model = tiny_model()
     path = tmp_path / "sub" / "c.pt"
