@@ -833,6 +833,13 @@ def _sync_time(device: torch.device) -> float:
     return time.perf_counter()
 
 
+def _model_name(model: nn.Module) -> str:
+    """A model's own ``name`` if it has one (the CIFAR networks: "plain-56"), else its class name."""
+    model = _unwrap(model)
+    name = getattr(model, "name", None)
+    return name if isinstance(name, str) else type(model).__name__
+
+
 def _describe(run: _Run, start: int) -> str:
     precision = {None: "fp32", torch.bfloat16: "bf16 autocast", torch.float16: "fp16 autocast + GradScaler"}
     features = [precision[run.dtype]] + [name for name in ("channels_last",) if run.channels_last]
@@ -842,7 +849,7 @@ def _describe(run: _Run, start: int) -> str:
     if start >= run.epochs:
         return f"Already trained for {start} epochs (checkpoint {run.checkpoint}); nothing to do."
     return (
-        f"Training {type(_unwrap(run.model)).__name__} on {run.device} ({', '.join(features)}): "
+        f"Training {_model_name(run.model)} on {run.device} ({', '.join(features)}): "
         f"{run.epochs} epochs x {run.steps} batches, {run.config['optimizer']} "
         f"lr {run.config['lr'][0]:g}, {run.config['schedule']} schedule{where}."
     )

@@ -146,3 +146,9 @@ def test_densenet_concatenates():
 def test_bad_input_messages(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+def test_cifar_networks_say_their_paper_name():
+    assert M.cifar_plain(56).name == "plain-56"
+    assert M.cifar_resnet(20).name == "ResNet-20 (option A)"
+    assert M.cifar_resnet(32, shortcut="B").name == "ResNet-32 (option B)"

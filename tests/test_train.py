@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_utils import train
+from course_utils.models import cifar_plain
 from course_utils.recorders import ActivationRecorder, GradientRecorder
 from course_utils.train import CheckpointError, History, TrainingDiverged, fit
 
@@ -547,3 +548,9 @@ def test_epoch_line_keeps_huge_losses_short():
     record.update(images_per_s=100.0, epoch_time=1.0)
     line = train._epoch_line(record, epochs=1)
     assert "loss 2.346" in line and "test loss 9.9e+28" in line, line
+
+
+def test_fit_names_a_cifar_network_as_the_paper_does(capsys):
+    train_loader = TinyLoader(torch.randn(8, 3, 32, 32), torch.randint(0, 10, (8,)))
+    fit(cifar_plain(8), train_loader, epochs=1, lr=0.01, progress=False)
+    assert "Training plain-8 on cpu" in capsys.readouterr().out

@@ -88,6 +88,11 @@ class CifarResNet(nn.Module):
         self.fc = nn.Linear(widths[2], num_classes)
         init_weights(self)
 
+    @property
+    def name(self) -> str:
+        """The paper's name: "plain-56", or "ResNet-20 (option A)"."""
+        return f"ResNet-{self.depth} (option {self.shortcut})" if self.residual else f"plain-{self.depth}"
+
     def _make_layer(self, planes: int, blocks: int, stride: int) -> nn.Sequential:
         layers = []
         for i in range(blocks):
