@@ -287,8 +287,8 @@ def gradient_norms_at_init(
     This is how the course compares gradient flow at initialization: without BN a
     deep plain network's first layers get much smaller gradients than its last
     (vanishing), with BN much larger ones, and its residual twin keeps them within
-    a narrow band (notebooks 01 and 03). The model is left as it was: training mode, BatchNorm running statistics and
-    any existing ``.grad`` are restored.
+    a narrow band (notebooks 01 and 03). The model is left as it was: training
+    mode, BatchNorm running statistics and any existing ``.grad`` are restored.
     """
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     was_training = model.training

@@ -42,6 +42,7 @@ from tqdm.auto import tqdm
 
 from ._files import atomic_write
 from .env import seed_everything
+from .inspect import count_parameters
 from .models._checks import check_positive_int
 
 OPTIMIZERS = ("sgd", "adamw")
@@ -638,7 +639,7 @@ def _architecture(model: nn.Module) -> str:
     have the same parameters but not the same layers)."""
     model = _unwrap(model)
     fingerprint = hashlib.sha1(repr(model).encode()).hexdigest()[:10]
-    return f"{type(model).__name__}, {sum(p.numel() for p in model.parameters()):,} parameters, layers {fingerprint}"
+    return f"{type(model).__name__}, {count_parameters(model):,} parameters, layers {fingerprint}"
 
 
 def _maybe_compile(model: nn.Module, compile: bool, recorders: list, verbose: bool) -> nn.Module:
@@ -664,9 +665,9 @@ def _resume(run: _Run) -> tuple[History, int]:
     # On the CPU: the RNG states must come back as CPU tensors (torch.set_rng_state refuses CUDA ones), and
     # load_state_dict moves the weights and the optimizer's moments to wherever the parameters are.
     state = load_checkpoint(run.checkpoint)
-    saved = state.get("extra", {}).get("config")
+    saved = state.get("extra", {}).get("config") or {}
     # A key the checkpoint does not have (written by an older course_utils) is not compared.
-    diff = {k: (saved[k], v) for k, v in run.config.items() if saved is not None and k in saved and saved[k] != v}
+    diff = {k: (saved[k], v) for k, v in run.config.items() if k in saved and saved[k] != v}
     if diff:
         raise ValueError(
             f"Checkpoint {run.checkpoint} is from a different training run: (saved, now) = {diff}. "

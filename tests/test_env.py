@@ -1,5 +1,8 @@
 """The environment switches every notebook relies on."""
 
+import sys
+import types
+
 import pytest
 import torch
 
@@ -43,9 +46,6 @@ def test_seed_everything_repeats():
 
 
 def test_runs_dir_local_and_on_colab(monkeypatch, tmp_path, capsys):
-    import sys
-    import types
-
     monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path))
     monkeypatch.delenv("COLAB_RELEASE_TAG", raising=False)
     monkeypatch.delitem(sys.modules, "google.colab", raising=False)
