@@ -27,6 +27,7 @@ import gzip
 import io
 import math
 import os
+import re
 import shutil
 import tarfile
 import time
@@ -523,6 +524,7 @@ def _load_image_folders(path: Path, name: str, mode: str, size: int) -> ImageDat
         arrays = _read_image_folder(path, mode, size)
         seconds = time.perf_counter() - start
         _write_cache(cache_file, arrays)
+        _remove_stale_caches(cache_file, path, mode)
         how = f"decoded in {seconds:.0f} s, cached in {cache_file}"
     else:
         how = f"decoded earlier, read from the cache {cache_file}"
@@ -539,6 +541,16 @@ def _cache_name(path: Path, mode: str) -> str:
         stats = [p.stat() for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES]
         size, mtime = sum(s.st_size for s in stats), max((s.st_mtime_ns for s in stats), default=0)
     return f"{path.name}-{size}-{mtime}-{mode}-v{CACHE_VERSION}.pt"
+
+
+def _remove_stale_caches(cache_file: Path, path: Path, mode: str) -> None:
+    """Delete the caches of earlier versions of ``path``: each is the size of the whole dataset."""
+    if not cache_file.is_file():  # the new cache could not be written: keep what there is
+        return
+    earlier = re.compile(rf"{re.escape(path.name)}-\d+-\d+-{re.escape(mode)}-v\d+\.pt")
+    for old in cache_file.parent.iterdir():
+        if old != cache_file and earlier.fullmatch(old.name):
+            old.unlink(missing_ok=True)
 
 
 def _read_cache(cache_file: Path) -> dict | None:

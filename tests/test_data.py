@@ -95,11 +95,14 @@ def test_image_folder_tarball_is_decoded_and_cached(tmp_path: Path, private_cach
     assert second.classes == first.classes
 
 
-def test_changed_source_is_decoded_again(tmp_path: Path, monkeypatch):
+def test_changed_source_is_decoded_again(tmp_path: Path, private_cache: Path, monkeypatch):
     data_dir = tmp_path / "datasets"
     data_dir.mkdir()
     tarball = make_tarball(data_dir / "cifar10-tiny.tar.gz", {"dog": 2, "cat": 2})
     cud.load_cifar10(data_dir, download=False, verbose=False)
+    (first_cache,) = (private_cache / "cache").glob("*.pt")
+    other = private_cache / "cache" / "cifar10-tiny.tar.gz-1-2-L-v2.pt"  # the grey-scale cache of the same file
+    other.write_bytes(b"kept")
 
     calls = []
     real_decoder = cud._read_image_folder
@@ -108,6 +111,9 @@ def test_changed_source_is_decoded_again(tmp_path: Path, monkeypatch):
     os.utime(tarball, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
     cud.load_cifar10(data_dir, download=False, verbose=False)
     assert len(calls) == 1, "a source with a new modification time must be decoded again"
+    # The old cache, as large as the dataset, is deleted; a cache of another mode is not.
+    caches = sorted(p.name for p in (private_cache / "cache").glob("*.pt"))
+    assert first_cache.name not in caches and other.name in caches and len(caches) == 2
 
 
 def test_corrupt_cache_is_ignored_with_a_warning(tmp_path: Path, private_cache: Path):
