@@ -353,6 +353,19 @@ def _model_device(model: nn.Module) -> torch.device:
     return next((p.device for p in model.parameters()), torch.device("cpu"))
 
 
+def _training_device(model: nn.Module, train_loader: Iterable) -> torch.device:
+    """Where :func:`fit` trains when not told: on the accelerator that the batches or the model are on.
+
+    A model built on the CPU and a ``DeviceLoader`` holding the data on the GPU
+    train on the GPU: falling back to the model's device would copy every batch
+    back to the CPU and train there, in fp32, silently and many times slower.
+    """
+    loader_device = getattr(train_loader, "device", None)
+    candidates = [torch.device(loader_device)] if loader_device is not None else []
+    candidates.append(_model_device(model))
+    return next((d for d in candidates if d.type != "cpu"), torch.device("cpu"))
+
+
 def _num_batches(loader: Any, max_batches: int | None, what: str) -> int:
     try:
         n = len(loader)
@@ -527,6 +540,8 @@ def fit(
       ``fit`` calls their ``step()`` (if they have one) after each optimizer step. The checkpoint
       keeps their record (``state_dict()``), and a resumed run hands it back to the recorders passed
       in, so their record covers the whole run.
+    - ``device``: where to train; the model is moved there. By default the accelerator that the
+      training loader's batches (a ``DeviceLoader``'s ``device``) or the model are on, else the CPU.
     - ``max_batches``: cut every epoch (train and test) to this many batches (smoke runs).
     - ``seed``: seeds the random-number generators of a fresh run (``None``: leave them alone).
 
@@ -541,7 +556,7 @@ def fit(
     check_positive_int(epochs, "epochs")
     if max_batches is not None:
         check_positive_int(max_batches, "max_batches")
-    device = torch.device(device) if device is not None else _model_device(model)
+    device = torch.device(device) if device is not None else _training_device(model, train_loader)
     run = _prepare(**locals())
     history = History()
     start = 0

@@ -320,6 +320,41 @@ def test_resume_of_a_run_on_another_device(tmp_path, monkeypatch):
     assert history["epoch"] == [1, 2]  # epoch 1 from the checkpoint, epoch 2 trained
 
 
+class _DeviceTagged(TinyLoader):
+    """A loader that says where its batches are, as a DeviceLoader does."""
+
+    def __init__(self, x, y, device):
+        super().__init__(x, y)
+        self.device = torch.device(device)
+
+
+class _PreparedOn(Exception):
+    pass
+
+
+def test_fit_trains_where_the_batches_are_unless_told(monkeypatch):
+    """A CPU-built model with a DeviceLoader on the GPU trained on the CPU (every batch copied back, fp32),
+    silently: notebooks 03, 06 and 07 built their models on the CPU and passed no device. No GPU here: the
+    loader says "meta", and fit's set-up is stopped to read the device it was handed."""
+
+    def prepare(**kw):
+        raise _PreparedOn(kw["device"])
+
+    monkeypatch.setattr(train, "_prepare", prepare)
+    x, y = make_data()
+
+    def device_chosen(model, loader, **kw):
+        with pytest.raises(_PreparedOn) as caught:
+            fit(model, loader, epochs=1, **kw, **QUIET)
+        return caught.value.args[0]
+
+    assert device_chosen(tiny_model(), _DeviceTagged(x, y, "meta")) == torch.device("meta")
+    assert device_chosen(tiny_model().to("meta"), TinyLoader(x, y)) == torch.device("meta")
+    assert device_chosen(tiny_model().to("meta"), _DeviceTagged(x, y, "cpu")) == torch.device("meta")
+    assert device_chosen(tiny_model(), TinyLoader(x, y)) == torch.device("cpu")
+    assert device_chosen(tiny_model(), _DeviceTagged(x, y, "meta"), device="cpu") == torch.device("cpu")
+
+
 def make_recorders(model: nn.Module, every: int = 1) -> list:
     return [GradientRecorder(model, every=every), ActivationRecorder(model, every=3, bins=8)]
 
