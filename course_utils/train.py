@@ -556,7 +556,14 @@ def fit(
     check_positive_int(epochs, "epochs")
     if max_batches is not None:
         check_positive_int(max_batches, "max_batches")
-    device = torch.device(device) if device is not None else _training_device(model, train_loader)
+    if device is None:
+        device = _training_device(model, train_loader)
+        if device.type == "cpu" and torch.cuda.is_available() and verbose:
+            print(
+                "Note: a GPU is available, but the model and the batches are on the CPU, so this run trains there. "
+                "Pass device='cuda' to fit (or move the model or the loader to the GPU)."
+            )
+    device = torch.device(device)
     run = _prepare(**locals())
     history = History()
     start = 0

@@ -355,6 +355,15 @@ def test_fit_trains_where_the_batches_are_unless_told(monkeypatch):
     assert device_chosen(tiny_model(), _DeviceTagged(x, y, "meta"), device="cpu") == torch.device("cpu")
 
 
+def test_fit_says_when_it_trains_on_the_cpu_beside_a_gpu(monkeypatch, capsys):
+    x, y = make_data()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a GPU that nothing was put on
+    fit(tiny_model(), TinyLoader(x, y), epochs=1, max_batches=1, progress=False)
+    assert "a GPU is available" in capsys.readouterr().out
+    fit(tiny_model(), TinyLoader(x, y), epochs=1, max_batches=1, progress=False, device="cpu")  # asked for
+    assert "a GPU is available" not in capsys.readouterr().out
+
+
 def make_recorders(model: nn.Module, every: int = 1) -> list:
     return [GradientRecorder(model, every=every), ActivationRecorder(model, every=3, bins=8)]
 
