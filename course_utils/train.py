@@ -353,6 +353,10 @@ def _model_device(model: nn.Module) -> torch.device:
     return next((p.device for p in model.parameters()), torch.device("cpu"))
 
 
+CPU_BESIDE_GPU = "Note: a GPU is available, but the model and the batches are on the CPU, so this run trains there."
+"""What :func:`fit` prints when it falls back to the CPU beside a GPU (``tools/device_kit.py`` looks for it)."""
+
+
 def _training_device(model: nn.Module, train_loader: Iterable) -> torch.device:
     """Where :func:`fit` trains when not told: on the accelerator that the batches or the model are on.
 
@@ -559,10 +563,7 @@ def fit(
     if device is None:
         device = _training_device(model, train_loader)
         if device.type == "cpu" and torch.cuda.is_available() and verbose:
-            print(
-                "Note: a GPU is available, but the model and the batches are on the CPU, so this run trains there. "
-                "Pass device='cuda' to fit (or move the model or the loader to the GPU)."
-            )
+            print(f"{CPU_BESIDE_GPU} Pass device='cuda' to fit (or move the model or the loader to the GPU).")
     device = torch.device(device)
     run = _prepare(**locals())
     history = History()

@@ -11,7 +11,7 @@ import pytest
 import torch
 from conftest import load_tool
 
-from course_utils.train import History, save_checkpoint
+from course_utils.train import CPU_BESIDE_GPU, History, save_checkpoint
 
 kit = load_tool("device_kit")
 
@@ -102,6 +102,17 @@ def test_items_run_in_order_within_the_budget_and_results_are_packed(fake_repo, 
     assert "quick item ran" in log and "long item started" in log and "this must not run" not in log
     # The device tool brings back files named in letters, digits, '.', '_' and '-', at most two folders down.
     assert all(all(c.isalnum() or c in "._-/" for c in name) and name.count("/") <= 2 for name in names)
+
+
+def test_a_run_that_trained_on_the_cpu_beside_the_gpu_is_flagged(fake_repo, monkeypatch):
+    assert kit.CPU_BESIDE_GPU in CPU_BESIDE_GPU  # the kit looks for what fit prints
+    script = f"print({CPU_BESIDE_GPU!r})"
+    monkeypatch.setattr(kit, "item_command", lambda item, python, smoke=False: [python, "-c", script])
+    work, out = fake_repo / "work", fake_repo / "out"
+    work.mkdir()
+    out.mkdir()
+    outcomes = kit.run_items(["06"], 30.0, 1.0, work, out, dict(os.environ))
+    assert outcomes[0].status == "passed, but 1 run(s) trained on the CPU"
 
 
 def test_run_without_wheels_says_to_prepare_first(tmp_path, monkeypatch):

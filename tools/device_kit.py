@@ -59,6 +59,9 @@ PRIORITY = ["06", "07", "03", "bench", "10", "08", "09", "01", "02"]
 """The suggested order: the notebooks whose full-mode claims were never measured on a GPU first (06's
 accuracy, 07's figure 6), then the benchmark, then the rest; 00, 04 and 05 train nothing."""
 
+CPU_BESIDE_GPU = "a GPU is available, but the model and the batches are on the CPU"
+"""Part of what course_utils.train.fit prints when a run trains on the CPU beside the GPU (not imported: the
+kit runs before the wheels that course_utils needs are installed)."""
 OUT_FILE_LIMIT = 16 * 2**20
 """The largest file the device tool brings back from $OUT."""
 
@@ -161,7 +164,15 @@ def run_items(
             )
             # A thread copies the output, so that the wait below can stop the item at the budget
             # even while it prints nothing (a long training epoch).
-            reader = threading.Thread(target=lambda lines=process.stdout: [echo(x) for x in lines], daemon=True)
+            on_cpu: list[str] = []  # course_utils.train.fit's note that a run trained on the CPU beside the GPU
+
+            def copy(lines=process.stdout, on_cpu=on_cpu) -> None:
+                for line in lines:
+                    echo(line)
+                    if CPU_BESIDE_GPU in line:
+                        on_cpu.append(line)
+
+            reader = threading.Thread(target=copy, daemon=True)
             reader.start()
             try:
                 status = "passed" if process.wait(timeout=left) == 0 else "FAILED"
@@ -170,6 +181,8 @@ def run_items(
                 process.wait()
                 status = "stopped at the budget"
             reader.join(timeout=5)
+            if on_cpu:
+                status += f", but {len(on_cpu)} run(s) trained on the CPU"
             outcomes.append(Outcome(item, status, time.monotonic() - began))
             echo(f"=== {item}: {status} after {outcomes[-1].seconds:.0f} s\n")
             pack(work, out, outcomes)
