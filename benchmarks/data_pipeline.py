@@ -37,13 +37,12 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def load_images(n_needed: int) -> cud.ImageData:
-    """CIFAR-10 if it can be found, else a generated stand-in big enough for the run (and a note saying so)."""
+def load_images() -> cud.ImageData:
+    """CIFAR-10 (COURSE_DATA_DIR, data/ or a download); without it the benchmark stops and says what to put where."""
     try:
-        return cud.load_cifar10(allow_synthetic=False)
+        return cud.load_cifar10()
     except cud.DatasetNotFound as error:
-        print(f"NOTE: {str(error).splitlines()[0]} Timing generated images of the same shape instead.")
-        return cud.synthetic_dataset("cifar10", n_train=n_needed, n_test=10)
+        raise SystemExit(str(error)) from None
 
 
 def forever(loader: Iterable) -> Iterator:
@@ -80,9 +79,16 @@ def images_per_second(loader: Iterable, device: torch.device, batches: int) -> f
 def main() -> None:
     args = parse_args()
     device = env.pick_device(args.device)
-    data = load_images(n_needed=args.batch_size * (args.batches + WARMUP_BATCHES))
+    data = load_images()
     device_loader = cud.DeviceLoader(
-        data.train_images, data.train_labels, args.batch_size, train=True, device=device, mean=data.mean, std=data.std
+        data.train_images,
+        data.train_labels,
+        args.batch_size,
+        train=True,
+        device=device,
+        mean=data.mean,
+        std=data.std,
+        name=data.name,
     )
     torchvision_loader = cud.torchvision_loader(data, args.batch_size, train=True, num_workers=args.workers)
 

@@ -1,21 +1,24 @@
-"""Writing files so that an interruption never leaves half of one behind."""
+"""Writing files so that an interruption or a full disk never leaves half of one behind."""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from pathlib import Path
 from typing import BinaryIO, Callable
 
 
-def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
+def atomic_write(path: Path, write: Callable[[BinaryIO], object], kept: str = "") -> None:
     """Call ``write(f)`` on a temporary file next to ``path``, then rename it over ``path``.
 
     ``os.replace`` is atomic: whoever reads ``path`` sees the old file or the new
-    one, never half of one, even if the process dies mid-write. On any error the
-    temporary file is removed and the error re-raised.
+    one, never half of one, even if the process dies mid-write. On any error
+    (a full disk, a KeyboardInterrupt) the temporary file is removed and ``path``
+    is left as it was. A full disk is reported as such, with ``kept``: what ``path`` holds.
     """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -24,7 +27,11 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(OSError):
             os.remove(tmp)
+        if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+            kept = kept or (f"{path} is intact, as it was." if path.exists() else f"Nothing was written to {path}.")
+            message = f"The disk is full: {path} was not written. {kept} Free some space and try again."
+            raise OSError(errno.ENOSPC, message) from e
         raise

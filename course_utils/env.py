@@ -1,22 +1,32 @@
-"""The environment a notebook runs in: device, seeds, Colab, smoke mode and paths.
+"""The environment a notebook runs in: device, size, seeds, Colab and paths.
 
-Every notebook starts with ``env = course_utils.env.setup()``, so that the same
-notebook does the real thing on a GPU and stays tiny (``COURSE_SMOKE=1``) in CI.
+Every notebook starts with ``env = cu.env.setup()``. It picks a *size* that
+every run in the notebook is scaled by, through ``env.pick``:
+
+- ``gpu``: the full schedule, sized for a Colab T4 (the default on a CUDA or Apple GPU);
+- ``cpu``: a real result in at most about 10 minutes per notebook on 2 cores (the default otherwise);
+- ``smoke``: seconds, to check that everything runs (``COURSE_SMOKE=1``, as in the tests).
+
+``COURSE_SIZE=gpu|cpu|smoke`` overrides the choice.
 """
 
 from __future__ import annotations
 
+import datetime
 import os
+import platform
 import random
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
+SIZES = ("smoke", "cpu", "gpu")
 REPO_ROOT = Path(__file__).resolve().parent.parent
-"""The repository checkout (or, when installed from a wheel, the site-packages dir)."""
+DRIVE_RUNS_DIR = Path("/content/drive/MyDrive/resnet-step-by-step/runs")
 
 
 def is_colab() -> bool:
@@ -24,37 +34,25 @@ def is_colab() -> bool:
     return "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ
 
 
-DRIVE_RUNS_DIR = Path("/content/drive/MyDrive/resnet-step-by-step/runs")
-
-
-def runs_dir(save_to_drive: bool = False) -> Path:
-    """Where training runs keep their checkpoints and histories: ``runs/`` in the course's folder
-    (:func:`course_dir`), or, on Colab with ``save_to_drive=True``, a folder on your Google Drive, which
-    survives a disconnected session (Colab asks for permission to mount it)."""
-    if save_to_drive and is_colab():
-        from google.colab import drive  # only importable on Colab
-
-        drive.mount(str(DRIVE_RUNS_DIR.parents[2]))  # /content/drive
-        return DRIVE_RUNS_DIR
-    local = course_dir() / "runs"
-    if save_to_drive:
-        print(f"save_to_drive only applies on Colab; the checkpoints stay in {local}")
-    return local
-
-
-def is_smoke() -> bool:
-    """True when ``COURSE_SMOKE=1``: every notebook shrinks to a CPU-sized run (CI)."""
-    return os.environ.get("COURSE_SMOKE", "0").strip().lower() in {"1", "true", "yes", "on"}
+def course_size(device: torch.device | None = None) -> str:
+    """The size runs are scaled to: ``COURSE_SIZE``, else ``smoke`` under ``COURSE_SMOKE=1``,
+    else ``gpu`` on a CUDA or Apple GPU and ``cpu`` otherwise."""
+    value = os.environ.get("COURSE_SIZE", "").strip().lower()
+    if value:
+        if value not in SIZES:
+            raise ValueError(
+                f"COURSE_SIZE must be one of {', '.join(SIZES)}; got {value!r}. Unset it to choose by device."
+            )
+        return value
+    if os.environ.get("COURSE_SMOKE", "").strip().lower() in {"1", "true", "yes", "on"}:
+        return "smoke"
+    device = device or pick_device()
+    return "gpu" if device.type in ("cuda", "mps") else "cpu"
 
 
 def course_dir() -> Path:
-    """Where the course keeps what it writes: caches, checkpoints, histories.
-
-    In a checkout this is the repository's ``data/`` (git-ignored). When
-    ``course_utils`` is pip-installed (Colab) there is no checkout, so it is
-    ``./data`` under the notebook's working directory. ``COURSE_CACHE_DIR``
-    overrides both.
-    """
+    """Where the course writes caches, checkpoints and histories: the checkout's ``data/`` (git-ignored),
+    or ``./data`` when ``course_utils`` is pip-installed (Colab). ``COURSE_CACHE_DIR`` overrides both."""
     if "COURSE_CACHE_DIR" in os.environ:
         path = Path(os.environ["COURSE_CACHE_DIR"]).expanduser()
     elif (REPO_ROOT / "course_utils").is_dir() and (REPO_ROOT / "pyproject.toml").is_file():
@@ -66,38 +64,41 @@ def course_dir() -> Path:
 
 
 def data_dir() -> Path:
-    """Where datasets are looked for before any download (``COURSE_DATA_DIR``).
-
-    Defaults to :func:`course_dir`. It may be read-only: nothing is written here
-    except by torchvision's own download, and only when it is the default.
-    """
+    """Where datasets are looked for before any download: ``COURSE_DATA_DIR``, else :func:`course_dir`."""
     value = os.environ.get("COURSE_DATA_DIR")
     return Path(value).expanduser().resolve() if value else course_dir()
 
 
-def pick_device(prefer: str | None = None) -> torch.device:
-    """The best device available: CUDA, then Apple MPS, then CPU.
+def runs_dir(save_to_drive: bool = False) -> Path:
+    """Where training runs keep checkpoints: ``runs/`` under :func:`course_dir`, or, on Colab with
+    ``save_to_drive=True``, a folder on your Google Drive that survives a disconnect."""
+    if save_to_drive and is_colab():
+        from google.colab import drive  # only importable on Colab
 
-    ``prefer`` (or ``COURSE_DEVICE``) forces one, e.g. ``"cpu"``; asking for a
-    device that is not there raises an error saying what was found instead.
-    """
+        drive.mount(str(DRIVE_RUNS_DIR.parents[2]))  # /content/drive
+        return DRIVE_RUNS_DIR
+    local = course_dir() / "runs"
+    if save_to_drive:
+        print(f"save_to_drive only applies on Colab; the checkpoints stay in {local}")
+    return local
+
+
+def pick_device(prefer: str | None = None) -> torch.device:
+    """CUDA, then Apple MPS, then the CPU; ``prefer`` (or ``COURSE_DEVICE``) forces one."""
     prefer = prefer or os.environ.get("COURSE_DEVICE")
     if prefer:
         device = torch.device(prefer)
         if device.type == "cuda" and not torch.cuda.is_available():
             raise RuntimeError(
-                f"Asked for device {prefer!r}, but PyTorch sees no CUDA GPU. "
-                "On Colab: Runtime > Change runtime type > GPU, then rerun. "
-                "Elsewhere, pass prefer='cpu' or unset COURSE_DEVICE."
+                f"Asked for device {prefer!r}, but PyTorch sees no CUDA GPU. On Colab: Runtime > Change "
+                "runtime type > GPU, then rerun. Elsewhere, pass prefer='cpu' or unset COURSE_DEVICE."
             )
         if device.type == "mps" and not _mps_available():
             raise RuntimeError(f"Asked for device {prefer!r}, but Apple MPS is not available here.")
         return device
     if torch.cuda.is_available():
         return torch.device("cuda")
-    if _mps_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+    return torch.device("mps") if _mps_available() else torch.device("cpu")
 
 
 def _mps_available() -> bool:
@@ -105,20 +106,16 @@ def _mps_available() -> bool:
 
 
 def describe_device(device: torch.device) -> str:
-    """One line saying what hardware was found and, on CPU, how to get a GPU."""
+    """The hardware in one line: the GPU's name and memory, or the CPU's model and cores."""
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
-        return (
-            f"GPU: {props.name} ({props.total_memory / 2**30:.0f} GiB, compute capability {props.major}.{props.minor})"
-        )
+        return f"GPU {props.name} ({props.total_memory / 2**30:.0f} GiB)"
     if device.type == "mps":
-        return "GPU: Apple silicon (MPS)"
-    hint = (
-        "On Colab: Runtime > Change runtime type > T4 GPU, then rerun this cell."
-        if is_colab()
-        else "Training will be slow; smoke mode (COURSE_SMOKE=1) keeps every run small."
-    )
-    return f"No GPU found: running on the CPU ({os.cpu_count()} cores). {hint}"
+        return "Apple GPU (MPS)"
+    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+    names = [line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")]
+    name = names[0] if names else platform.processor() or platform.machine()
+    return f"CPU {name} ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
 
 
 def seed_everything(seed: int = 0) -> None:
@@ -130,35 +127,46 @@ def seed_everything(seed: int = 0) -> None:
 
 @dataclass(frozen=True)
 class Env:
-    """What :func:`setup` found; notebooks read their sizes from ``smoke``."""
+    """What :func:`setup` found. Notebooks size their runs with :meth:`pick`."""
 
     device: torch.device
-    smoke: bool
+    size: str
     colab: bool
     data_dir: Path
     cache_dir: Path
 
-    def pick(self, full, smoke):
-        """``smoke`` in smoke mode, else ``full``: ``epochs = env.pick(30, 1)``."""
-        return smoke if self.smoke else full
+    def pick(self, *, gpu: Any, cpu: Any, smoke: Any) -> Any:
+        """The value for this size: ``epochs = env.pick(gpu=30, cpu=8, smoke=1)``."""
+        return {"gpu": gpu, "cpu": cpu, "smoke": smoke}[self.size]
+
+
+_current: Env | None = None
+
+
+def current() -> Env | None:
+    """The :class:`Env` of the last :func:`setup` call in this process (``None`` before it)."""
+    return _current
 
 
 def setup(seed: int = 0, device: str | None = None, quiet: bool = False) -> Env:
-    """Seed, choose a device and print one line each on what was found.
+    """Seed, choose a device and a size, and print where the notebook runs.
 
-    In smoke mode the device is the CPU, whatever is installed, so CI runs are
-    the same everywhere.
+    At the smoke size the device is the CPU, whatever is installed, so test runs are alike everywhere.
     """
+    global _current
     seed_everything(seed)
-    smoke = is_smoke()
-    dev = pick_device("cpu" if smoke and device is None else device)
-    env = Env(device=dev, smoke=smoke, colab=is_colab(), data_dir=data_dir(), cache_dir=course_dir())
+    size = course_size(torch.device(device) if device else None)
+    dev = pick_device("cpu" if size == "smoke" and device is None else device)
+    _current = Env(device=dev, size=size, colab=is_colab(), data_dir=data_dir(), cache_dir=course_dir())
     if dev.type == "cuda":
-        # The course's batches keep one shape, so cuDNN may time its algorithms once per shape and keep the fastest.
+        # The course's batches keep one shape, so cuDNN may time its algorithms once and keep the fastest.
         torch.backends.cudnn.benchmark = True
     if not quiet:
-        print(f"torch {torch.__version__}, python {sys.version.split()[0]}" + (", on Colab" if env.colab else ""))
-        print(describe_device(dev))
-        if smoke:
-            print("COURSE_SMOKE=1: smoke mode, every run is cut to a few CPU-sized batches.")
-    return env
+        today = datetime.date.today().isoformat()
+        print(
+            f"Size {size!r} on {describe_device(dev)}; torch {torch.__version__}, Python "
+            f"{sys.version.split()[0]}{', Colab' if _current.colab else ''}; {today}."
+        )
+        if size == "cpu" and dev.type == "cpu" and is_colab():
+            print("No GPU: Runtime > Change runtime type > T4 GPU gives the full size.")
+    return _current

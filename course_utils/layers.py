@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
 class BatchNorm2d(nn.Module):
     """Batch normalization over (N, H, W) for each channel, without ``F.batch_norm``.
 
-    Same constructor, parameters and buffers as ``torch.nn.BatchNorm2d``
-    (``weight``, ``bias``, ``running_mean``, ``running_var``,
-    ``num_batches_tracked``), so state dicts interchange both ways.
-
-    - Training (``self.training``): normalize with the batch's own mean and
-      (biased) variance, and update the running estimates, whose variance is
-      the *unbiased* one, as PyTorch does.
-    - Evaluation: normalize with the running estimates, so one image's output
-      no longer depends on the rest of its batch.
+    Same constructor, parameters and buffers as ``torch.nn.BatchNorm2d``, so state dicts interchange. Training:
+    normalize with the batch's mean and (biased) variance, and update the running estimates (with the *unbiased*
+    variance, as PyTorch does). Evaluation: use the running estimates, so an image's output ignores its batch.
     """
 
     def __init__(
@@ -34,53 +29,51 @@ class BatchNorm2d(nn.Module):
         factory = {"device": device, "dtype": dtype}
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
-        if affine:
-            self.weight = nn.Parameter(torch.ones(num_features, **factory))  # gamma
-            self.bias = nn.Parameter(torch.zeros(num_features, **factory))  # beta
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
-        if track_running_stats:
-            self.register_buffer("running_mean", torch.zeros(num_features, **factory))
-            self.register_buffer("running_var", torch.ones(num_features, **factory))
-            self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long, device=device))
-        else:
-            self.register_buffer("running_mean", None)
-            self.register_buffer("running_var", None)
-            self.register_buffer("num_batches_tracked", None)
+        self.weight = nn.Parameter(torch.ones(num_features, **factory)) if affine else None  # gamma
+        self.bias = nn.Parameter(torch.zeros(num_features, **factory)) if affine else None  # beta
+        track = track_running_stats
+        self.register_buffer("running_mean", torch.zeros(num_features, **factory) if track else None)
+        self.register_buffer("running_var", torch.ones(num_features, **factory) if track else None)
+        self.register_buffer("num_batches_tracked", torch.tensor(0, device=device) if track else None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalize ``x`` of shape (N, C, H, W); the output has ``x``'s shape and dtype."""
         if x.dim() != 4 or x.shape[1] != self.num_features:
             raise ValueError(
                 f"BatchNorm2d({self.num_features}) expects input of shape (N, {self.num_features}, H, W), "
                 f"got {tuple(x.shape)}."
             )
-        use_batch_stats = self.training or not self.track_running_stats
-        if use_batch_stats:
+        # Statistics in at least float32: a float16 sum over N*H*W values loses too much (nn does the same).
+        x_acc = x.to(torch.promote_types(x.dtype, torch.float32))
+        if self.training or not self.track_running_stats:
             n = x.numel() // x.shape[1]  # values per channel: N * H * W
             if self.training and n == 1:
                 raise ValueError(
                     f"BatchNorm2d needs more than one value per channel in training, got input {tuple(x.shape)}: "
                     "use a batch of 2 or more, or call model.eval()."
                 )
-            mean = x.mean(dim=(0, 2, 3))
-            var = x.var(dim=(0, 2, 3), unbiased=False)
+            # An empty batch has no statistics (its mean would be NaN): normalize it with placeholders.
+            mean = x_acc.mean(dim=(0, 2, 3)) if n else x_acc.new_zeros(self.num_features)
+            var = x_acc.var(dim=(0, 2, 3), unbiased=False) if n else x_acc.new_ones(self.num_features)
             if self.training and self.track_running_stats:
-                self._update_running_stats(mean, var * n / max(n - 1, 1))
+                self._update_running_stats(mean, var * n / max(n - 1, 1), n)
         else:
             mean, var = self.running_mean, self.running_var
-        x_hat = (x - mean[None, :, None, None]) / torch.sqrt(var[None, :, None, None] + self.eps)
+        shape = (1, -1, 1, 1)
+        x_hat = (x_acc - mean.view(shape)) / torch.sqrt(var.view(shape) + self.eps)
         if self.affine:
-            x_hat = x_hat * self.weight[None, :, None, None] + self.bias[None, :, None, None]
-        return x_hat
+            x_hat = x_hat * self.weight.view(shape) + self.bias.view(shape)
+        return x_hat.to(x.dtype)  # half in, half out, as nn.BatchNorm2d and autocast expect
 
     @torch.no_grad()
-    def _update_running_stats(self, mean: torch.Tensor, unbiased_var: torch.Tensor) -> None:
+    def _update_running_stats(self, mean: torch.Tensor, unbiased_var: torch.Tensor, n: int) -> None:
         self.num_batches_tracked += 1
-        # momentum=None means a cumulative (equal-weight) average, as in PyTorch.
+        # momentum=None means a cumulative (equal-weight) average. An empty batch (n = 0) is counted but leaves
+        # the estimates as they are: both as in PyTorch.
         m = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
-        self.running_mean.mul_(1 - m).add_(mean, alpha=m)
-        self.running_var.mul_(1 - m).add_(unbiased_var, alpha=m)
+        if n:
+            self.running_mean.mul_(1 - m).add_(mean, alpha=m)
+            self.running_var.mul_(1 - m).add_(unbiased_var, alpha=m)
 
     def extra_repr(self) -> str:
         return (
@@ -92,9 +85,8 @@ class BatchNorm2d(nn.Module):
 class GroupedConv2d(nn.Module):
     """A grouped convolution spelled out: split the channels into ``groups``, convolve each, concatenate.
 
-    Equal to ``nn.Conv2d(..., groups=groups, bias=False)`` when given its weight
-    (``weight[g * out_per_group:(g + 1) * out_per_group]`` is group g's kernel);
-    ``nn.Conv2d`` does the same work in one kernel call and is much faster.
+    Equal to ``nn.Conv2d(..., groups=groups, bias=False)`` given its weight (group g's kernels are
+    ``weight[g * out_per_group:(g + 1) * out_per_group]``); ``nn.Conv2d`` does it in one, faster, kernel call.
     """
 
     def __init__(
@@ -102,10 +94,7 @@ class GroupedConv2d(nn.Module):
     ) -> None:
         super().__init__()
         if groups < 1 or in_channels % groups or out_channels % groups:
-            raise ValueError(
-                f"groups={groups} must divide both in_channels={in_channels} and out_channels={out_channels} "
-                f"(each group gets in_channels/groups inputs and out_channels/groups outputs)."
-            )
+            raise ValueError(f"groups={groups} must divide in_channels={in_channels} and out_channels={out_channels}.")
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
         self.stride, self.padding = stride, padding
         # One weight tensor laid out exactly like nn.Conv2d's, so weights copy across.
@@ -113,12 +102,8 @@ class GroupedConv2d(nn.Module):
         nn.init.kaiming_normal_(self.weight, mode="fan_out", nonlinearity="relu")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Convolve each group of channels with its own kernels and concatenate the results."""
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"GroupedConv2d expects (N, {self.in_channels}, H, W), got {tuple(x.shape)}.")
-        inputs = x.chunk(self.groups, dim=1)
-        kernels = self.weight.chunk(self.groups, dim=0)
-        outputs = [
-            torch.nn.functional.conv2d(xi, wi, stride=self.stride, padding=self.padding)
-            for xi, wi in zip(inputs, kernels)
-        ]
-        return torch.cat(outputs, dim=1)
+        pairs = zip(x.chunk(self.groups, dim=1), self.weight.chunk(self.groups, dim=0))
+        return torch.cat([F.conv2d(xi, wi, stride=self.stride, padding=self.padding) for xi, wi in pairs], dim=1)

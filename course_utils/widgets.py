@@ -1,19 +1,10 @@
-"""Interactive parameter-count comparisons, built from core ipywidgets only.
+"""Interactive parameter-count comparisons, built from core ipywidgets only, so that they work the same under
+ipywidgets 7.7 (Colab) and 8.x (JupyterLab 4): sliders, checkboxes, dropdowns, an ``HTML`` readout and an
+``Output`` for a matplotlib chart (inline backend; ipympl breaks on Colab).
 
-Every widget works the same under ipywidgets 7.7 (Colab) and 8.x (JupyterLab 4):
-sliders, checkboxes and dropdowns, an ``HTML`` readout and an ``Output`` for a
-matplotlib bar chart (inline backend; ipympl breaks on Colab).
-
-Each factory returns a ``VBox`` with three extra attributes, so tests (and
-curious learners) can drive it without a browser:
-
-- ``controls``: the input widgets by name;
-- ``readout``: the ``HTML`` widget that shows the numbers;
-- ``expected(**values)``: the numbers the readout must show for those control values.
-
-The numbers come from small formulas (fast enough to follow a slider); the
-notebooks and tests check each formula against real modules counted by
-:mod:`course_utils.inspect`.
+Each factory returns a ``VBox`` with ``controls`` (the input widgets by name), ``readout`` (the ``HTML`` widget) and
+``expected(**values)`` (its ``*_expected`` function: the numbers the readout shows), so it can be driven without a
+browser. The numbers come from formulas fast enough to follow a slider; the tests check them against real modules.
 """
 
 from __future__ import annotations
@@ -27,8 +18,7 @@ import torch
 
 from . import inspect as ins
 from .models import resnet
-
-# --- formulas --------------------------------------------------------------
+from .plots import BLOCK_COLOURS
 
 
 def basic_block_params(channels: int, bn: bool = True, bias: bool = False) -> int:
@@ -39,64 +29,46 @@ def basic_block_params(channels: int, bn: bool = True, bias: bool = False) -> in
 
 def bottleneck_params(channels: int, width: int, bn: bool = True, bias: bool = False, groups: int = 1) -> int:
     """Parameters of a bottleneck ``channels -> width -> width -> channels`` (1x1, 3x3 with ``groups``, 1x1)."""
-    weights = (
-        ins.conv_weights(channels, width, 1)
-        + ins.conv_weights(width, width, 3, groups)
-        + ins.conv_weights(width, channels, 1)
-    )
-    return weights + (2 * (width + width + channels) if bn else 0) + ((width + width + channels) if bias else 0)
-
-
-def block_flops(params_conv: int, height: int, width: int) -> int:
-    """FLOPs of stride-1 convolutions with ``params_conv`` weights on an ``height x width`` map (2 per multiply-add)."""
-    return 2 * params_conv * height * width
+    convs = (channels, width, 1, 1), (width, width, 3, groups), (width, channels, 1, 1)
+    per_channel = 2 * width + channels  # the outputs of the three convs: one BN (2 each) and one bias (1 each)
+    return sum(ins.conv_weights(*c) for c in convs) + (2 * per_channel if bn else 0) + (per_channel if bias else 0)
 
 
 def equal_budget_width(cardinality: int, channels: int = 256, budget: int | None = None) -> int:
-    """The bottleneck width d per path that keeps ``C * (2 * channels * d + 9 * d * d)`` closest to ``budget``.
-
-    The budget defaults to a ResNet bottleneck of width 64 (``C = 1, d = 64``):
-    this is how the ResNeXt paper's table 2 picks d for each cardinality.
-    """
+    """The width d per path that keeps the weights ``C * (2 * channels * d + 9 * d * d)`` closest to ``budget``, by
+    default a ResNet bottleneck's (``C = 1, d = 64``): how the ResNeXt paper's table 2 picks d for each C."""
     budget = budget if budget is not None else bottleneck_params(channels, 64, bn=False)
-    cost = lambda d: bottleneck_params(channels, cardinality * d, bn=False, groups=cardinality)  # noqa: E731
+    cost = lambda d: bottleneck_params(channels, cardinality * d, bn=False, groups=cardinality)
     return min(range(1, 4 * channels), key=lambda d: (abs(cost(d) - budget), d))
-
-
-# --- building blocks -------------------------------------------------------
-
-
-def _fmt(n: int) -> str:
-    return f"{n:,}"
 
 
 def _fmt_flops(n: int) -> str:
     """The exact count, then the same in the unit people quote (``3,670,016,000 FLOPs (3.67 G)``)."""
-    short = f"{n / 1e9:.2f} G" if n >= 1e8 else f"{n / 1e6:.1f} M"
-    return f"{n:,} FLOPs ({short})"
+    return f"{n:,} FLOPs ({n / 1e9:.2f} G)" if n >= 1e8 else f"{n:,} FLOPs ({n / 1e6:.1f} M)"
 
 
-def _bar_chart(out: W.Output, labels: list[str], values: list[float], ylabel: str, title: str) -> None:
+def _show(out: W.Output, fig: plt.Figure) -> None:
     with out:
         out.clear_output(wait=True)
-        fig, ax = plt.subplots(figsize=(5.5, 2.8))
-        bars = ax.bar(labels, values, color=["tab:blue", "tab:orange", "tab:green"][: len(values)])
-        ax.bar_label(bars, labels=[_fmt(int(v)) for v in values], padding=2)
-        ax.set_ylabel(ylabel)
-        ax.set_title(title)
-        ax.set_ylim(0, max(values) * 1.2 if max(values) > 0 else 1)
         fig.tight_layout()
         plt.show()
 
 
+def _bar_chart(out: W.Output, bars: dict[str, int], colours: list[str], ylabel: str, title: str) -> None:
+    fig, ax = plt.subplots(figsize=(5.5, 2.8))
+    drawn = ax.bar(list(bars), list(bars.values()), color=colours)
+    ax.bar_label(drawn, labels=[f"{v:,}" for v in bars.values()], padding=2)
+    ax.set(ylabel=ylabel, title=title, ylim=(0, 1.2 * max(max(bars.values()), 1)))
+    _show(out, fig)
+
+
 def _assemble(controls: dict[str, W.ValueWidget], update: Callable[..., None], expected: Callable[..., dict]) -> W.VBox:
     """A VBox of the controls, an HTML readout and a chart, updated on every change."""
-    readout = W.HTML()
-    chart = W.Output()
+    readout, chart = W.HTML(), W.Output()
     box = W.VBox([W.VBox(list(controls.values())), readout, chart])
     box.controls, box.readout, box.chart, box.expected = controls, readout, chart, expected
 
-    def refresh(_change=None) -> None:
+    def refresh(_change: object = None) -> None:
         update(readout, chart, **{name: c.value for name, c in controls.items()})
 
     for c in controls.values():
@@ -106,27 +78,20 @@ def _assemble(controls: dict[str, W.ValueWidget], update: Callable[..., None], e
 
 
 _STYLE = {"description_width": "initial"}
-_LAYOUT = W.Layout(width="480px")
 
 
 def _slider(**kwargs) -> W.IntSlider:
-    """An IntSlider in the course's style that updates when released: each update recounts a model and
-    redraws a chart, too slow to run on every pixel of a drag."""
-    return W.IntSlider(style=_STYLE, layout=_LAYOUT, continuous_update=False, **kwargs)
-
-
-# --- notebook 04: basic vs bottleneck ----------------------------------------
+    # Updates when released: each update recounts and redraws, too slow to run on every pixel of a drag.
+    return W.IntSlider(style=_STYLE, layout=W.Layout(width="480px"), continuous_update=False, **kwargs)
 
 
 def block_comparison_expected(channels: int, width: int, bn: bool, bias: bool, size: int) -> dict[str, int]:
-    """Numbers of :func:`block_comparison` for given control values."""
-    basic = basic_block_params(channels, bn, bias)
-    bottle = bottleneck_params(channels, width, bn, bias)
+    """The numbers of :func:`block_comparison`: parameters, and FLOPs on a ``size x size`` map (2 per multiply-add)."""
     return {
-        "basic_params": basic,
-        "bottleneck_params": bottle,
-        "basic_flops": block_flops(basic_block_params(channels, bn=False), size, size),
-        "bottleneck_flops": block_flops(bottleneck_params(channels, width, bn=False), size, size),
+        "basic_params": basic_block_params(channels, bn, bias),
+        "bottleneck_params": bottleneck_params(channels, width, bn, bias),
+        "basic_flops": 2 * basic_block_params(channels, bn=False) * size * size,
+        "bottleneck_flops": 2 * bottleneck_params(channels, width, bn=False) * size * size,
     }
 
 
@@ -140,95 +105,70 @@ def block_comparison(channels: int = 256, width: int = 64) -> W.VBox:
         "bias": W.Checkbox(value=False, description="conv bias (wasted before BN)", style=_STYLE),
     }
 
-    def update(readout: W.HTML, chart: W.Output, channels, width, bn, bias, size) -> None:
+    def update(readout: W.HTML, chart: W.Output, channels: int, width: int, bn: bool, bias: bool, size: int) -> None:
         n = block_comparison_expected(channels, width, bn, bias, size)
-        ratio = n["basic_params"] / n["bottleneck_params"]
         readout.value = (
-            f"<b>BasicBlock</b> (3x3, {channels} → 3x3, {channels}): {_fmt(n['basic_params'])} parameters, "
+            f"<b>BasicBlock</b> (3x3, {channels} → 3x3, {channels}): {n['basic_params']:,} parameters, "
             f"{_fmt_flops(n['basic_flops'])} at {size}x{size}<br>"
             f"<b>Bottleneck</b> (1x1, {width} → 3x3, {width} → 1x1, {channels}): "
-            f"{_fmt(n['bottleneck_params'])} parameters, {_fmt_flops(n['bottleneck_flops'])}<br>"
-            f"The basic block has <b>{ratio:.1f}x</b> the parameters."
+            f"{n['bottleneck_params']:,} parameters, {_fmt_flops(n['bottleneck_flops'])}<br>"
+            f"The basic block has <b>{n['basic_params'] / n['bottleneck_params']:.1f}x</b> the parameters."
         )
-        _bar_chart(
-            chart,
-            ["BasicBlock", "Bottleneck"],
-            [n["basic_params"], n["bottleneck_params"]],
-            "parameters",
-            f"{channels} channels, bottleneck width {width}",
-        )
+        bars = {"BasicBlock": n["basic_params"], "Bottleneck": n["bottleneck_params"]}
+        colours = [BLOCK_COLOURS[b] for b in bars]
+        _bar_chart(chart, bars, colours, "parameters", f"{channels} channels, bottleneck width {width}")
 
     return _assemble(controls, update, block_comparison_expected)
 
 
-# --- notebook 05: the ResNet family ------------------------------------------
-
-
-_STAGES = ("conv1", "layer1", "layer2", "layer3", "layer4", "fc")
-
-
 def resnet_explorer_expected(depth: int, base: int, size: int) -> dict[str, object]:
-    """Parameters, FLOPs and stage shapes of ``resnet(depth)`` with stage widths ``base * (1, 2, 4, 8)``.
+    """Parameters, FLOPs and stage output shapes (C, H, W) of ``resnet(depth)`` with planes ``base * (1, 2, 4, 8)``.
 
-    ``stage_params`` splits the parameters by stage (``conv1`` with its ``bn1``), so that they add up
-    to ``params``.
+    ``stage_params`` splits the parameters by stage (``conv1`` with its ``bn1``), so that they add up to ``params``.
     """
     with torch.device("meta"):  # no memory, no initialisation: counting is instant even for ResNet-152
         model = resnet(depth, widths=(base, 2 * base, 4 * base, 8 * base))
-        rows = ins.layer_table(model, (1, 3, size, size), depth=1, device="meta")
+        rows = ins.layer_table(model, (1, 3, size, size), depth=1)
         flops = ins.count_flops(model, (1, 3, size, size))
-    shapes = {
-        r.name: r.output_shape[1:]
-        for r in rows
-        if r.name in ("conv1", "maxpool", "layer1", "layer2", "layer3", "layer4", "fc")
-    }
-    stage_params = {name: ins.count_parameters(getattr(model, name)) for name in _STAGES}
+    stages = ("conv1", "maxpool", "layer1", "layer2", "layer3", "layer4", "fc")
+    shapes = {r.name: r.output_shape[1:] for r in rows if r.name in stages}
+    stage_params = {name: ins.count_parameters(getattr(model, name)) for name in stages if name != "maxpool"}
     stage_params["conv1"] += ins.count_parameters(model.bn1)
     return {"params": ins.count_parameters(model), "flops": flops, "shapes": shapes, "stage_params": stage_params}
 
 
-def _stage_chart(out: W.Output, stage_params: dict[str, int], shapes: dict[str, tuple]) -> None:
-    """Two bar charts per stage: its parameters, and the size of its output for one image."""
-    with out:
-        out.clear_output(wait=True)
-        names = list(stage_params)
-        fig, (left, right) = plt.subplots(1, 2, figsize=(9, 2.8))
-        left.bar(names, [stage_params[s] / 1e6 for s in names], color="tab:blue")
-        left.set(ylabel="parameters (millions)", title="Where the weights are")
-        right.bar(names, [math.prod(shapes[s]) / 1e3 for s in names], color="tab:orange")
-        right.set(ylabel="values (thousands)", title="Output C x H x W, one image")
-        for ax in (left, right):
-            ax.tick_params(axis="x", labelsize=8)
-        fig.tight_layout()
-        plt.show()
-
-
 def resnet_explorer(depth: int = 34, base: int = 64, size: int = 224) -> W.VBox:
-    """Depth, width and input size of a ResNet: its stage-by-stage shapes, parameters and FLOPs, and a chart
-    of where the weights are against where the large feature maps are."""
+    """Depth, width and input size of a ResNet: its stage-by-stage shapes, parameters and FLOPs, and a chart of
+    where the weights are against where the large feature maps are."""
     controls = {
         "depth": W.Dropdown(options=[18, 34, 50, 101, 152], value=depth, description="depth", style=_STYLE),
         "base": _slider(value=base, min=16, max=128, step=16, description="base width (layer1 planes)"),
         "size": _slider(value=size, min=32, max=448, step=32, description="input H = W"),
     }
 
-    def update(readout: W.HTML, chart: W.Output, depth, base, size) -> None:
+    def update(readout: W.HTML, chart: W.Output, depth: int, base: int, size: int) -> None:
         n = resnet_explorer_expected(depth, base, size)
-        rows = "".join(
-            f"<tr><td>{name}</td><td>{' x '.join(str(d) for d in shape)}</td></tr>"
-            for name, shape in n["shapes"].items()
-        )
+        shapes, stage_params = n["shapes"], n["stage_params"]
+        block = "BasicBlock" if depth < 50 else "Bottleneck"
+        channels = "/".join(str(shapes[f"layer{i}"][0]) for i in range(1, 5))
+        # A bottleneck narrows to its planes inside and outputs 4x as many channels: say both.
+        inner = "" if block == "BasicBlock" else f", {'/'.join(str(base * k) for k in (1, 2, 4, 8))} inside the blocks"
+        rows = "".join(f"<tr><td>{k}</td><td>{' x '.join(map(str, s))}</td></tr>" for k, s in shapes.items())
         readout.value = (
-            f"<b>ResNet-{depth}</b>, widths {base}/{2 * base}/{4 * base}/{8 * base}, input {size}x{size}: "
-            f"{_fmt(n['params'])} parameters, {_fmt_flops(n['flops'])}"
+            f"<b>ResNet-{depth}</b> ({block}s; stages of {channels} channels{inner}), input {size}x{size}: "
+            f"{n['params']:,} parameters, {_fmt_flops(n['flops'])}"
             f"<table><tr><th>stage</th><th>output C x H x W</th></tr>{rows}</table>"
         )
-        _stage_chart(chart, n["stage_params"], n["shapes"])
+        fig, (left, right) = plt.subplots(1, 2, figsize=(9, 2.8))
+        left.bar(list(stage_params), [p / 1e6 for p in stage_params.values()], color=BLOCK_COLOURS[block])
+        left.set(ylabel="parameters (millions)", title="Where the weights are")
+        right.bar(list(stage_params), [math.prod(shapes[s]) / 1e3 for s in stage_params], color="tab:gray")
+        right.set(ylabel="values (thousands)", title="Output C x H x W, one image")
+        for ax in (left, right):
+            ax.tick_params(axis="x", labelsize=8)
+        _show(chart, fig)
 
     return _assemble(controls, update, resnet_explorer_expected)
-
-
-# --- notebook 08: ResNeXt cardinality ---------------------------------------
 
 
 def resnext_comparison_expected(cardinality: int, bottleneck_width: int, channels: int = 256) -> dict[str, int]:
@@ -247,20 +187,16 @@ def resnext_comparison(cardinality: int = 32, bottleneck_width: int = 4) -> W.VB
         "bottleneck_width": _slider(value=bottleneck_width, min=1, max=64, step=1, description="width per path d"),
     }
 
-    def update(readout: W.HTML, chart: W.Output, cardinality, bottleneck_width) -> None:
-        n = resnext_comparison_expected(cardinality, bottleneck_width)
+    def update(readout: W.HTML, chart: W.Output, cardinality: int, bottleneck_width: int) -> None:
+        n, C, d = resnext_comparison_expected(cardinality, bottleneck_width), cardinality, bottleneck_width
         readout.value = (
-            f"<b>ResNeXt block</b> {cardinality} x {bottleneck_width}d (256 → {cardinality * bottleneck_width} "
-            f"grouped → 256): {_fmt(n['resnext_params'])} weights<br>"
-            f"<b>ResNet bottleneck</b> (256 → 64 → 256): {_fmt(n['resnet_params'])} weights<br>"
-            f"Same budget at C = {cardinality}: d = {n['equal_budget_width']}"
+            f"<b>ResNeXt block</b> {C} x {d}d (256 → {C * d} grouped → 256): {n['resnext_params']:,} weights<br>"
+            f"<b>ResNet bottleneck</b> (256 → 64 → 256): {n['resnet_params']:,} weights<br>"
+            f"Same budget at C = {C}: d = {n['equal_budget_width']}"
         )
+        bars = {f"ResNeXt {C}x{d}d": n["resnext_params"], "ResNet 1x64d": n["resnet_params"]}
         _bar_chart(
-            chart,
-            [f"ResNeXt {cardinality}x{bottleneck_width}d", "ResNet 1x64d"],
-            [n["resnext_params"], n["resnet_params"]],
-            "weights",
-            "one block, 256 channels in and out",
+            chart, bars, ["tab:green", BLOCK_COLOURS["Bottleneck"]], "weights", "one block, 256 channels in and out"
         )
 
     return _assemble(controls, update, resnext_comparison_expected)

@@ -1,4 +1,4 @@
-"""The environment switches every notebook relies on."""
+"""The environment every notebook relies on: sizes, devices, paths, and the verdict line."""
 
 import sys
 import types
@@ -6,17 +6,68 @@ import types
 import pytest
 import torch
 
+import course_utils as cu
 from course_utils import env
 
 
-def test_smoke_switch(monkeypatch):
+@pytest.fixture
+def no_size_switches(monkeypatch):
+    monkeypatch.delenv("COURSE_SIZE", raising=False)
+    monkeypatch.delenv("COURSE_SMOKE", raising=False)
+    monkeypatch.delenv("COURSE_DEVICE", raising=False)
+
+
+def test_size_follows_the_device(no_size_switches):
+    assert env.course_size(torch.device("cpu")) == "cpu"
+    assert env.course_size(torch.device("cuda")) == "gpu"
+    assert env.course_size(torch.device("mps")) == "gpu"
+
+
+def test_smoke_switch_and_size_override(no_size_switches, monkeypatch):
     monkeypatch.setenv("COURSE_SMOKE", "1")
-    assert env.is_smoke()
     e = env.setup(quiet=True)
-    assert e.smoke and e.device.type == "cpu"  # smoke runs are CPU-sized everywhere
-    assert e.pick(30, 1) == 1
-    monkeypatch.setenv("COURSE_SMOKE", "0")
-    assert not env.is_smoke() and env.setup(quiet=True, device="cpu").pick(30, 1) == 30
+    assert e.size == "smoke" and e.device.type == "cpu"  # smoke runs are CPU-sized everywhere
+    assert e.pick(gpu=30, cpu=8, smoke=1) == 1
+    monkeypatch.setenv("COURSE_SIZE", "gpu")  # COURSE_SIZE wins over COURSE_SMOKE
+    assert env.setup(quiet=True, device="cpu").pick(gpu=30, cpu=8, smoke=1) == 30
+    monkeypatch.setenv("COURSE_SIZE", "cpu")
+    assert env.setup(quiet=True).pick(gpu=30, cpu=8, smoke=1) == 8
+
+
+def test_a_wrong_size_says_what_is_allowed(no_size_switches, monkeypatch):
+    monkeypatch.setenv("COURSE_SIZE", "huge")
+    with pytest.raises(ValueError, match="smoke, cpu, gpu.*'huge'"):
+        env.setup(quiet=True)
+
+
+def test_pick_needs_every_size(no_size_switches):
+    e = env.setup(quiet=True, device="cpu")
+    with pytest.raises(TypeError):
+        e.pick(gpu=30, cpu=8)  # a size without a value would crash only at that size
+
+
+def test_setup_says_where_it_runs(no_size_switches, monkeypatch, capsys):
+    monkeypatch.setenv("COURSE_SIZE", "cpu")
+    env.setup(device="cpu")
+    line = capsys.readouterr().out
+    assert "Size 'cpu'" in line and "CPU" in line and f"torch {torch.__version__}" in line
+    assert "cores" in line
+
+
+def test_verdict_reports_and_never_raises(no_size_switches, monkeypatch, capsys):
+    monkeypatch.setenv("COURSE_SIZE", "cpu")
+    env.setup(quiet=True)
+    assert cu.verdict(True, "plain-56 trains worse", measured="12% vs 8%") is True
+    assert cu.verdict(False, "ResNet-56 beats ResNet-20", measured="7% vs 6%") is False
+    assert capsys.readouterr().out.splitlines() == [
+        "✓ plain-56 trains worse (12% vs 8%)",
+        "✗ ResNet-56 beats ResNet-20 (7% vs 6%)",
+    ]
+    monkeypatch.setenv("COURSE_SIZE", "smoke")
+    env.setup(quiet=True)
+    cu.verdict(False, "plain-56 trains worse", measured="1 batch")
+    out = capsys.readouterr().out
+    assert out.startswith("· plain-56 trains worse: not judged") and "(1 batch)" in out
 
 
 def test_data_and_cache_dirs(monkeypatch, tmp_path):
@@ -30,12 +81,6 @@ def test_data_and_cache_dirs(monkeypatch, tmp_path):
 def test_asking_for_a_missing_gpu_says_how_to_get_one():
     with pytest.raises(RuntimeError, match=r"no CUDA GPU.*Runtime > Change runtime type"):
         env.pick_device("cuda")
-
-
-def test_cpu_line_says_how_to_switch(monkeypatch):
-    monkeypatch.setenv("COLAB_RELEASE_TAG", "test")
-    assert env.is_colab()
-    assert "Change runtime type" in env.describe_device(torch.device("cpu"))
 
 
 def test_seed_everything_repeats():

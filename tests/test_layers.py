@@ -91,6 +91,37 @@ def test_no_affine_and_no_tracking():
     assert ours.weight is None and ours.running_mean is None
 
 
+@pytest.mark.parametrize("momentum", [0.1, None])
+def test_empty_batch_keeps_running_statistics_as_nn_does(momentum):
+    ours, ref = pair(momentum=momentum)
+    for x in (torch.randn(8, 5, 3, 3) + 1, torch.empty(0, 5, 3, 3), torch.randn(8, 5, 3, 3) * 2):
+        out, expected = ours(x), ref(x)
+        assert out.shape == expected.shape and out.dtype == expected.dtype
+        torch.testing.assert_close(out, expected, **TOL)
+        torch.testing.assert_close(ours.running_mean, ref.running_mean, **TOL)
+        torch.testing.assert_close(ours.running_var, ref.running_var, **TOL)
+        assert int(ours.num_batches_tracked) == int(ref.num_batches_tracked)
+    assert torch.isfinite(ours.running_mean).all() and torch.isfinite(ours.running_var).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_input_gives_output_of_its_dtype(dtype):
+    ours, ref = pair()  # float32 parameters and statistics, as under mixed precision
+    x = (torch.randn(8, 5, 6, 6) * 3 + 2).to(dtype)
+    for training in (True, False):
+        ours.train(training), ref.train(training)
+        out, expected = ours(x), ref(x)
+        assert out.dtype == expected.dtype == dtype
+        torch.testing.assert_close(out, expected, atol=1e-2, rtol=1e-2)
+    torch.testing.assert_close(ours.running_mean, ref.running_mean, **TOL)
+    torch.testing.assert_close(ours.running_var, ref.running_var, **TOL)
+    # Under autocast a convolution hands BN a bfloat16 tensor; BN hands the same dtype on, as nn's does.
+    conv = nn.Conv2d(3, 5, 3)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        features = conv(torch.randn(2, 3, 8, 8))
+        assert ours(features).dtype == ref(features).dtype == torch.bfloat16
+
+
 def test_bad_input_messages():
     bn = BatchNorm2d(4)
     with pytest.raises(ValueError, match=r"expects input of shape \(N, 4, H, W\), got \(2, 3, 5, 5\)"):

@@ -3,22 +3,41 @@
 import pytest
 import torch
 import torchvision
+from torch import nn
 
 import course_utils.models as M
 from course_utils.inspect import count_parameters
 from course_utils.layers import GroupedConv2d
 
+# Factories that share their name, structure and state-dict keys with torchvision.models.
+TORCHVISION_FACTORIES = [
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "resnet152",
+    "resnext50_32x4d",
+    "resnext101_32x8d",
+    "densenet121",
+]
 
-@pytest.mark.parametrize("name", M.TORCHVISION_FACTORIES)
-def test_factory_equals_torchvision(name):
-    """Same parameter count, strict state-dict load, identical outputs in eval mode."""
-    torch.manual_seed(0)
-    ref = getattr(torchvision.models, name)().eval()
-    ours = getattr(M, name)().eval()
+
+@pytest.mark.parametrize("name", TORCHVISION_FACTORIES)
+def test_factory_has_torchvision_structure(name):
+    """Same parameter count; state dicts load both ways with strict=True (same names and shapes)."""
+    with torch.device("meta"):  # shapes without data: even ResNet-152 is built at once
+        ref, ours = getattr(torchvision.models, name)(), getattr(M, name)()
     assert count_parameters(ours) == count_parameters(ref)
     ours.load_state_dict(ref.state_dict(), strict=True)
-    # And the other way round: our state dict loads into torchvision's model.
     ref.load_state_dict(ours.state_dict(), strict=True)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50", "resnext50_32x4d", "densenet121"])
+def test_factory_computes_what_torchvision_computes(name):
+    """With torchvision's weights, the same outputs, bit for bit, in eval mode (one model per kind of block)."""
+    torch.manual_seed(0)
+    ref, ours = getattr(torchvision.models, name)().eval(), getattr(M, name)().eval()
+    ours.load_state_dict(ref.state_dict(), strict=True)
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(ours(x), ref(x), rtol=0, atol=0)
@@ -43,6 +62,32 @@ def test_plain_network_has_same_layers_without_shortcuts(depth):
     assert count_parameters(plain) == count_parameters(res)
     assert all(not b.residual for b in plain.modules() if isinstance(b, M.BasicBlock))
     assert plain(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    # The twins' state dicts interchange, yet their reprs (a fingerprint of the architecture) differ in every block.
+    res.load_state_dict(plain.state_dict(), strict=True)
+    plain_blocks = [repr(b) for b in plain.modules() if isinstance(b, M.BasicBlock)]
+    res_blocks = [repr(b) for b in res.modules() if isinstance(b, M.BasicBlock)]
+    assert len(plain_blocks) == len(res_blocks) == 3 * (depth - 2) // 6
+    assert all("residual=False" in p and "residual=False" not in r for p, r in zip(plain_blocks, res_blocks))
+
+
+SMALL_BOTTLENECK_NET = dict(block=M.Bottleneck, layers=[1, 1, 1, 1], widths=(4, 8, 8, 8), stem="cifar")
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda **kw: M.cifar_resnet(8, shortcut="B", **kw),
+        lambda **kw: M.cifar_resnet(8, shortcut="C", **kw),
+        lambda **kw: M.ResNet(**SMALL_BOTTLENECK_NET, **kw),
+    ],
+)
+def test_plain_network_without_shortcuts_has_no_projections(build):
+    # A projection in a plain network would hold weights that nothing uses.
+    plain = build(residual=False)
+    assert all(b.downsample is None for b in plain.modules() if isinstance(b, (M.BasicBlock, M.Bottleneck)))
+    assert count_parameters(plain) < count_parameters(build())
+    plain(torch.randn(2, 3, 16, 16)).sum().backward()
+    assert all(p.grad is not None for p in plain.parameters())
 
 
 def test_shortcut_options_a_b_c():
@@ -80,8 +125,9 @@ def test_cifar_stem_for_imagenet_resnets():
 
 
 def test_resnet_from_one_function_and_widths():
-    assert count_parameters(M.resnet(50)) == count_parameters(torchvision.models.resnet50())
-    wide = M.resnet(18, widths=(32, 64, 128, 256), num_classes=10)
+    with torch.device("meta"):
+        assert count_parameters(M.resnet(50)) == count_parameters(torchvision.models.resnet50())
+        wide = M.resnet(18, widths=(32, 64, 128, 256), num_classes=10)
     assert wide.fc.in_features == 256
     with pytest.raises(ValueError, match="table 1"):
         M.resnet(42)
@@ -102,7 +148,7 @@ def test_resnext_three_forms_equivalent(form, train):
         for bn in (grouped.bn1, grouped.bn2, grouped.bn3):
             bn.weight.uniform_(0.5, 1.5), bn.bias.uniform_(-0.2, 0.2)
             bn.running_mean.uniform_(-0.1, 0.1), bn.running_var.uniform_(0.5, 2)
-    other = M.copy_from_grouped(form(256, 32, 4, 256), grouped)
+    other = M.copy_from_grouped(form(256, 32, 4), grouped)
     grouped.train(train), other.train(train)
     x = torch.randn(4, 256, 8, 8)
     with torch.no_grad():
@@ -119,28 +165,52 @@ def test_grouped_block_is_resnext50_first_stage_block():
 def test_densenet_concatenates():
     block = M.DenseBlock(num_layers=4, num_input_features=16, bn_size=4, growth_rate=12)
     assert block(torch.randn(2, 16, 8, 8)).shape == (2, 16 + 4 * 12, 8, 8)
-    assert M.cifar_densenet()(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    # Stem 8 channels; each block adds 2 x 4, each transition halves: 8 -> 16 -> 8 -> 16 -> 8 -> 16.
+    small = M.cifar_densenet(growth_rate=4, block_config=(2, 2, 2))
+    assert small.num_features == 16 and small(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    # The DenseNet paper, table 2: DenseNet-BC with L = 100, k = 12 has 0.8M parameters.
+    with torch.device("meta"):
+        assert f"{count_parameters(M.cifar_densenet()) / 1e6:.1f}M" == "0.8M"
 
 
 @pytest.mark.parametrize(
     "call, error, message",
     [
-        (lambda: M.resnet18()(torch.randn(3, 224, 224)), ValueError, r"4-D batch.*\(3, 224, 224\).*unsqueeze"),
-        (lambda: M.resnet18()(torch.randn(1, 1, 64, 64)), ValueError, r"3 input channel\(s\).*in_channels=1"),
+        (
+            lambda: M.resnet18()(torch.randn(3, 224, 224)),
+            ValueError,
+            r"\(N, 3, H, W\), got shape \(3, 224, 224\).*unsqueeze",
+        ),
+        (
+            lambda: M.resnet18()(torch.randn(1, 1, 64, 64)),
+            ValueError,
+            r"\(N, 3, H, W\).*\(1, 1, 64, 64\).*in_channels=1",
+        ),
         (lambda: M.resnet18()(torch.zeros(1, 3, 64, 64, dtype=torch.uint8)), TypeError, r"floating-point.*uint8"),
         (lambda: M.cifar_resnet(21)(torch.randn(1, 3, 32, 32)), ValueError, r"6n\+2.*got 21"),
-        (lambda: M.cifar_resnet(20, shortcut="D"), ValueError, r"one of \('A', 'B', 'C'\).*'D'"),
-        (lambda: M.Bottleneck(256, 64, groups=0), ValueError, r"groups must be a positive integer, got 0"),
-        (lambda: GroupedConv2d(30, 64, 3, groups=4), ValueError, r"groups=4 must divide.*in_channels=30"),
+        (lambda: M.cifar_resnet(20, shortcut="D"), ValueError, r"options 'A', 'B', 'C'; got 'D'"),
         (
-            lambda: M.grouped_block(256, cardinality=4, bottleneck_width=4, out_channels=128),
+            lambda: M.Bottleneck(256, 64, groups=0),
             ValueError,
-            r"in_channels must equal out_channels; got 256 and 128",
+            r"must be positive; got planes=64, base_width=64, groups=0",
         ),
-        (lambda: M.cifar_plain(20)(torch.randn(2, 32, 32, 3)), ValueError, r"3 input channel\(s\).*\(2, 32, 32, 3\)"),
-        (lambda: M.BasicBlock(64, 64, groups=32), ValueError, r"Bottleneck for ResNeXt"),
-        (lambda: M.ResNet(M.BasicBlock, [2, 2, 2]), ValueError, r"four positive block counts"),
-        (lambda: M.densenet121()([1, 2]), TypeError, r"torch.Tensor of shape \(N, 3, H, W\), got list"),
+        (lambda: GroupedConv2d(30, 64, 3, groups=4), ValueError, r"groups=4 must divide.*in_channels=30"),
+        (lambda: M.grouped_block(250, cardinality=4, bottleneck_width=4), ValueError, r"250 channels.*multiple of 4"),
+        (lambda: M.SplitTransformMerge(256, cardinality=0), ValueError, r"cardinality must be a positive integer"),
+        (
+            lambda: M.cifar_plain(20)(torch.randn(2, 32, 32, 3)),
+            ValueError,
+            r"\(N, 3, H, W\), got shape \(2, 32, 32, 3\)",
+        ),
+        (lambda: M.BasicBlock(64, 64, groups=32), ValueError, r"groups=1, base_width=64.*use Bottleneck"),
+        (lambda: M.ResNet(M.BasicBlock, [2, 2]), ValueError, r"3 or 4 stages.*got \[2, 2\]"),
+        (
+            lambda: M.ResNet(M.BasicBlock, [2, 2, 2]),
+            ValueError,
+            r"one positive number per stage.*\(64, 128, 256, 512\)",
+        ),
+        (lambda: M.resnet18(stem="tiny"), ValueError, r"'imagenet'.*'cifar'.*got 'tiny'"),
+        (lambda: M.densenet121()([1, 2]), TypeError, r"tensor of shape \(N, 3, H, W\), got list"),
     ],
 )
 def test_bad_input_messages(call, error, message):
@@ -148,7 +218,11 @@ def test_bad_input_messages(call, error, message):
         call()
 
 
-def test_cifar_networks_say_their_paper_name():
-    assert M.cifar_plain(56).name == "plain-56"
-    assert M.cifar_resnet(20).name == "ResNet-20 (option A)"
-    assert M.cifar_resnet(32, shortcut="B").name == "ResNet-32 (option B)"
+def test_depth_counts_weighted_layers_on_the_main_path():
+    for model, depth in [(M.cifar_plain(56), 56), (M.cifar_resnet(20), 20), (M.resnet(34), 34)]:
+        on_main_path = [
+            m for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear)) and "downsample" not in n
+        ]
+        assert model.depth == len(on_main_path) == depth
+    with torch.device("meta"):
+        assert M.resnet152().depth == 152 and M.resnext50_32x4d().depth == 50

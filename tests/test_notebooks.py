@@ -1,4 +1,4 @@
-"""Every notebook in notebooks/ runs top to bottom, in smoke mode, on the CPU, offline.
+"""Every notebook in notebooks/ runs top to bottom, at the smoke size, on the CPU, offline.
 
 One test per notebook (id = file name), discovered when the tests are collected.
 The kernel starts in notebooks/, as it does for a learner in JupyterLab. A cell
@@ -19,13 +19,22 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
-CELL_TIMEOUT = 600  # seconds per cell; smoke-mode cells take a few seconds
-OFFLINE_NOTEBOOK = NOTEBOOKS_DIR / "00_setup.ipynb"
+CELL_TIMEOUT = 600  # seconds per cell; smoke-size cells take a few seconds
+DATASET_CACHE = ARTIFACTS_DIR / "dataset-cache"  # decoded datasets, shared: decoding CIFAR-10 takes ~20 s
+
+
+def course_dirs(tmp_path: Path) -> dict[str, str]:
+    """A fresh course folder for one run (no checkpoint of an earlier run to resume), sharing the dataset cache."""
+    DATASET_CACHE.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "course").mkdir()
+    (tmp_path / "course" / "cache").symlink_to(DATASET_CACHE.resolve(), target_is_directory=True)
+    return {"COURSE_CACHE_DIR": str(tmp_path / "course")}
 
 
 def kernel_env(**overrides: str) -> dict[str, str]:
-    """The kernel's environment: smoke mode, CPU, inline plots, no GUI."""
+    """The kernel's environment: the smoke size, CPU, inline plots, no GUI."""
     env = dict(os.environ)
+    env.pop("COURSE_SIZE", None)
     env.update(
         COURSE_SMOKE="1",
         COURSE_DEVICE="cpu",
@@ -76,47 +85,19 @@ def output_text(nb: nbformat.NotebookNode) -> str:
     return "\n".join(parts)
 
 
-def test_there_are_notebooks():
-    assert NOTEBOOKS, f"no notebooks found in {NOTEBOOKS_DIR}"
-
-
 @pytest.mark.notebook
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
-def test_notebook_runs(path: Path):
-    execute(path, kernel_env())
-
-
-@pytest.mark.notebook
-@pytest.mark.slow
-@pytest.mark.skipif(not OFFLINE_NOTEBOOK.exists(), reason=f"{OFFLINE_NOTEBOOK.name} is not written yet")
-def test_notebook_runs_without_datasets(tmp_path: Path):
-    """A learner's laptop offline, without the datasets: smoke mode falls back to synthetic data and says so."""
-    empty = tmp_path / "no-datasets"
-    empty.mkdir()
-    dead_proxy = "http://127.0.0.1:9"  # any download attempt is refused at once instead of hanging
-    env = kernel_env(
-        COURSE_DATA_DIR=str(empty),
-        COURSE_CACHE_DIR=str(tmp_path / "cache"),
-        COURSE_OFFLINE="1",
-        HTTP_PROXY=dead_proxy,
-        HTTPS_PROXY=dead_proxy,
-        http_proxy=dead_proxy,
-        https_proxy=dead_proxy,
-        NO_PROXY="",
-        no_proxy="",
-    )
-    nb = execute(OFFLINE_NOTEBOOK, env, timeout=120, tag="-offline")
-    assert "synthetic" in output_text(nb).lower(), (
-        f"{OFFLINE_NOTEBOOK.name} ran without datasets but never said it used synthetic data"
-    )
+def test_notebook_runs(path: Path, tmp_path: Path):
+    execute(path, kernel_env(**course_dirs(tmp_path)))
 
 
 @pytest.mark.slow
 @pytest.mark.notebook
-def test_run_notebooks_tool(tmp_path: Path, capsys):
+def test_run_notebooks_tool(tmp_path: Path, capsys, monkeypatch):
     # tools/run_notebooks.py, the teachers' way to run (and time) the course outside Jupyter.
     run_notebooks = load_tool("run_notebooks")
+    monkeypatch.setenv("COURSE_CACHE_DIR", course_dirs(tmp_path)["COURSE_CACHE_DIR"])
     assert run_notebooks.main(["04", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "04_basic_and_bottleneck.ipynb" in out and "smoke" in out and "passed" in out
@@ -126,55 +107,15 @@ def test_run_notebooks_tool(tmp_path: Path, capsys):
 
     broken = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("raise RuntimeError('broken cell')")])
     nbformat.write(broken, tmp_path / "99_broken.ipynb")
-    passed, _ = run_notebooks.run(tmp_path / "99_broken.ipynb", full=False, out_dir=tmp_path / "out", cell_timeout=60)
+    passed, _ = run_notebooks.run(tmp_path / "99_broken.ipynb", "smoke", out_dir=tmp_path / "out", cell_timeout=60)
     assert not passed and "broken cell" in capsys.readouterr().out
     assert (tmp_path / "out" / "99_broken.ipynb").is_file()  # the executed copy is kept, for reading the error
 
     chatty = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print('epoch 1'); print('epoch 2')")])
     nbformat.write(chatty, tmp_path / "98_chatty.ipynb")
-    assert run_notebooks.run(tmp_path / "98_chatty.ipynb", False, tmp_path / "out", 60, follow=True)[0]
+    assert run_notebooks.run(tmp_path / "98_chatty.ipynb", "smoke", tmp_path / "out", 60, follow=True)[0]
     echoed = [line for line in capsys.readouterr().out.splitlines() if "|" in line]
     assert [line.split("| ", 1)[1] for line in echoed] == ["epoch 1", "epoch 2"]  # each printed line, as it came
 
     with pytest.raises(SystemExit, match="No notebook starts with 99"):
         run_notebooks.select(["99"])
-
-
-rehearse_full = load_tool("rehearse_full")
-
-
-@pytest.mark.notebook
-@pytest.mark.slow
-@pytest.mark.parametrize("prefix", rehearse_full.TRAINING)
-def test_full_mode_rehearsal(prefix: str, tmp_path: Path, monkeypatch):
-    """Full mode's own code (its branches, its sizes) runs: with training cut short, only claims may fail.
-
-    Smoke mode never enters a notebook's ``if not env.smoke:`` branches; a typo there would first show
-    on a GPU. tools/rehearse_full.py runs them with one small batch per epoch.
-    """
-    for name, value in kernel_env().items():
-        if name != "COURSE_SMOKE":
-            monkeypatch.setenv(name, value)
-    (path,) = rehearse_full.select([prefix])
-    result = rehearse_full.rehearse(path, tmp_path)
-    print(f"{path.name}: {result.seconds:.0f} s, claims not met after the cut training: {result.claims}")
-    assert not result.errors, f"{path.name}, full mode with training cut short: " + "; ".join(
-        f"cell {cell}: {message}" for cell, message in result.errors
-    )
-
-
-@pytest.mark.notebook
-def test_rehearsal_tells_claims_from_errors(tmp_path: Path):
-    # A notebook shaped like the course's: title, setup, then a claim and a bug that only full mode reaches.
-    cells = [
-        nbformat.v4.new_markdown_cell("# A stand-in"),
-        nbformat.v4.new_code_cell("import course_utils as cu\nenv = cu.env.setup()"),
-        nbformat.v4.new_code_cell("if not env.smoke:\n    assert False, 'the network did not reach its target'"),
-        nbformat.v4.new_code_cell("assert cu.train.fit.__name__ == 'cut'  # the training is cut short"),
-        nbformat.v4.new_code_cell("if not env.smoke:\n    print(undefined_in_full_mode)"),
-    ]
-    path = tmp_path / "99_standin.ipynb"
-    nbformat.write(nbformat.v4.new_notebook(cells=cells), path)
-    result = rehearse_full.rehearse(path, tmp_path / "cache", cell_timeout=120)
-    assert result.claims == [(2, "AssertionError: the network did not reach its target")]
-    assert result.errors == [(4, "NameError: name 'undefined_in_full_mode' is not defined")]

@@ -96,6 +96,15 @@ def test_show_feature_maps_one_row_per_stage():
     assert fig.axes[12].get_title(loc="left") == "layer3: 64 x 8 x 8"
     assert model.training and not model._forward_hooks
     assert all(not m._forward_hooks for m in model.modules())
+    # A block's ReLU runs twice per forward pass; the map shown is its first output, relu(bn1(conv1(x))).
+    image = torch.randn(3, 32, 32)
+    fig = plots.show_feature_maps(model, image, layers=["layer1.0.relu"], max_channels=2)
+    model.eval()
+    with torch.no_grad():
+        stem = model.relu(model.bn1(model.conv1(image[None])))
+        block = model.layer1[0]
+        first = torch.relu(block.bn1(block.conv1(stem)))[0, 1]
+    torch.testing.assert_close(torch.as_tensor(fig.axes[1].get_images()[0].get_array()), first)
 
 
 def test_plot_confusion_matrix():

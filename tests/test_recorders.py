@@ -9,7 +9,7 @@ from torch import nn
 
 from course_utils.models import cifar_plain, cifar_resnet
 from course_utils.recorders import ActivationRecorder, GradientRecorder, gradient_norms_at_init
-from course_utils.train import fit
+from course_utils.train import MixedPrecision, Progress, fit
 
 
 def small_net() -> nn.Module:
@@ -33,6 +33,10 @@ def backward_once(model: nn.Module) -> None:
     model.zero_grad(set_to_none=True)
     x, y = batch()
     F.cross_entropy(model(x), y).backward()
+
+
+def quiet(*callbacks) -> list:
+    return [*callbacks, Progress(bar=False, lines=False)]
 
 
 def param_hooks(model: nn.Module) -> int:
@@ -83,7 +87,7 @@ def test_gradient_recorder_in_fit_records_every_step():
     x, y = batch(32)
     loader = [(x[i : i + 8], y[i : i + 8]) for i in range(0, 32, 8)]
     with GradientRecorder(model) as rec:
-        fit(model, loader, epochs=2, progress=False, verbose=False, recorders=[rec])
+        fit(model, loader, epochs=2, callbacks=quiet(rec))
     assert all(len(v) == 8 for v in rec.norms.values())
     assert param_hooks(model) == 0
 
@@ -120,9 +124,9 @@ def test_activation_recorder_defaults_to_residual_blocks():
     with ActivationRecorder(model, every=1) as rec:
         model(torch.randn(2, 3, 16, 16))
     assert list(rec.stats) == ["layer1.0", "layer2.0", "layer3.0"]
-    with ActivationRecorder(model, layer_types=(nn.BatchNorm2d,)) as rec2:
+    with ActivationRecorder(small_net()) as rec2:  # no residual blocks: every conv and linear layer
         pass
-    assert list(rec2.stats)[0] == "bn1"
+    assert list(rec2.stats) == ["0", "2", "5"]
     with pytest.raises(ValueError, match="No layer named"):
         ActivationRecorder(model, layers=["nope"])
 
@@ -144,15 +148,30 @@ def test_gradient_norms_at_init_matches_recorder_and_leaves_model_alone():
 
 
 def test_gradient_recorder_under_fp16_loss_scaling_records_true_norms():
-    # fit's GradScaler multiplies the loss by 65536; the recorder must divide that back out.
+    # fit's GradScaler multiplies the loss by 65536 before backward; the recorder must divide that back out.
     x, y = batch(32)
     loader = [(x[i : i + 8], y[i : i + 8]) for i in range(0, 32, 8)]
     norms = {}
-    for amp in (False, "fp16"):
+    for precision in ([], [MixedPrecision("fp16")]):
         model = small_net()
         with GradientRecorder(model) as rec:
-            fit(model, loader, epochs=1, amp=amp, lr=0.01, schedule="constant", recorders=[rec],
-                progress=False, verbose=False)  # fmt: skip
-        norms[amp] = rec.norms
-    for name, values in norms[False].items():
-        assert norms["fp16"][name] == pytest.approx(values, rel=0.05)
+            fit(model, loader, epochs=1, lr=0.01, schedule="constant", callbacks=quiet(rec, *precision))
+        norms[len(precision)] = rec.norms
+    for name, values in norms[0].items():
+        assert norms[1][name] == pytest.approx(values, rel=0.05)
+
+
+def test_state_dict_round_trip_and_refusals():
+    model = small_net()
+    x, y = batch(32)
+    grads, acts = GradientRecorder(model), ActivationRecorder(model, every=3, bins=8)
+    fit(model, [(x[i : i + 8], y[i : i + 8]) for i in range(0, 32, 8)], epochs=2, callbacks=quiet(grads, acts))
+    copy_grads, copy_acts = GradientRecorder(small_net()), ActivationRecorder(small_net(), every=3, bins=8)
+    copy_grads.load_state_dict(grads.state_dict())
+    copy_acts.load_state_dict(acts.state_dict())
+    assert copy_grads.norms == grads.norms and copy_grads.mean() == grads.mean() and len(grads.norms["0"]) == 8
+    assert [r["mean"] for r in copy_acts.stats["2"]] == [r["mean"] for r in acts.stats["2"]]
+    with pytest.raises(ValueError, match=r"This GradientRecorder has layers=\['0'\]; the saved record has \['0', '2'"):
+        GradientRecorder(nn.Sequential(nn.Linear(2, 2))).load_state_dict(grads.state_dict())
+    with pytest.raises(ValueError, match="This ActivationRecorder has bins=9; the saved record has 8"):
+        ActivationRecorder(model, every=3, bins=9).load_state_dict(acts.state_dict())

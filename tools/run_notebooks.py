@@ -1,20 +1,19 @@
 """Run the course's notebooks top to bottom, outside Jupyter, and time them.
 
-For teachers and maintainers: check that the whole course runs on a machine
-(a GPU box before a class, say), and see how long each notebook takes.
+For teachers: check that the whole course runs on a machine (a GPU box
+before a class, say), and see how long each notebook takes.
 
-    python tools/run_notebooks.py                      # every notebook, smoke mode (COURSE_SMOKE=1)
-    python tools/run_notebooks.py --full 06 07         # full mode, notebooks whose names start with 06 and 07
-    python tools/run_notebooks.py --full --follow 06   # ... and echo what the cells print as it comes
+    python tools/run_notebooks.py                         # every notebook at the smoke size
+    python tools/run_notebooks.py --size cpu 06 07        # the cpu size, notebooks whose names start with 06 and 07
+    python tools/run_notebooks.py --size cpu --follow 06  # ... and echo what the cells print as it comes
 
 Each finished cell prints a line (elapsed time, the end of its printed output).
 With ``--follow`` every line a cell prints is echoed as soon as it is printed,
-so a training cell that runs for an hour shows its epochs one by one. The
-executed copies, outputs and figures included, are written to
-``data/executed/`` (not tracked by git); the notebooks in ``notebooks/`` are
-left untouched. Training runs checkpoint as
-usual, so a full-mode run that is stopped continues where it stopped when
-started again. Exits 1 if any notebook failed.
+so a long training cell shows its epochs one by one. The executed copies,
+outputs and figures included, are written to ``data/executed/`` (not tracked
+by git); the notebooks in ``notebooks/`` are left untouched. Training runs
+checkpoint as usual, so a run that is stopped continues where it stopped
+when started again. Exits 1 if any notebook failed.
 """
 
 from __future__ import annotations
@@ -30,6 +29,7 @@ import nbformat
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
+SIZES = ("smoke", "cpu", "gpu")
 
 
 def select(prefixes: list[str]) -> list[Path]:
@@ -57,14 +57,12 @@ class FollowingClient(nbclient.NotebookClient):
         return super().output(outs, msg, display_id, cell_index)
 
 
-def run(path: Path, full: bool, out_dir: Path, cell_timeout: int | None, follow: bool = False) -> tuple[bool, float]:
-    """Execute one notebook in its own kernel; return ``(passed, seconds)``. ``follow``: echo printed lines."""
+def run(path: Path, size: str, out_dir: Path, cell_timeout: int | None, follow: bool = False) -> tuple[bool, float]:
+    """Execute one notebook at ``size`` in its own kernel; return ``(passed, seconds)``. ``follow``: echo output."""
     notebook = nbformat.read(path, as_version=4)
     env = dict(os.environ, MPLBACKEND="module://matplotlib_inline.backend_inline")  # figures inline, never a GUI
-    if full:
-        env.pop("COURSE_SMOKE", None)
-    else:
-        env["COURSE_SMOKE"] = "1"
+    env.pop("COURSE_SMOKE", None)
+    env["COURSE_SIZE"] = size
     start = time.perf_counter()
 
     def on_cell_executed(cell, cell_index: int, **_) -> None:
@@ -94,22 +92,21 @@ def run(path: Path, full: bool, out_dir: Path, cell_timeout: int | None, follow:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="*", help="name prefixes, e.g. 06 or 07_plain (default: all)")
-    parser.add_argument("--full", action="store_true", help="full mode (no COURSE_SMOKE): the real training runs")
+    parser.add_argument("--size", choices=SIZES, default="smoke", help="smoke (default), cpu or gpu")
     parser.add_argument("--out", type=Path, default=ROOT / "data" / "executed", help="where executed copies go")
     parser.add_argument("--cell-timeout", type=int, default=None, help="seconds a cell may take (default: no limit)")
     parser.add_argument("--follow", action="store_true", help="echo every line the cells print, as it is printed")
     args = parser.parse_args(argv)
 
-    mode = "full" if args.full else "smoke"
     results = []
     for path in select(args.notebooks):
-        print(f"{path.name} ({mode} mode)", flush=True)
-        results.append((path.name, *run(path, args.full, args.out, args.cell_timeout, args.follow)))
+        print(f"{path.name} (size {args.size})", flush=True)
+        results.append((path.name, *run(path, args.size, args.out, args.cell_timeout, args.follow)))
 
-    print(f"\n{'notebook':40s} {'mode':6s} {'result':7s} {'time':>9s}")
+    print(f"\n{'notebook':40s} {'size':6s} {'result':7s} {'time':>9s}")
     for name, passed, seconds in results:
         took = f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
-        print(f"{name:40s} {mode:6s} {'passed' if passed else 'FAILED':7s} {took:>9s}")
+        print(f"{name:40s} {args.size:6s} {'passed' if passed else 'FAILED':7s} {took:>9s}")
     print(f"executed copies: {args.out}")
     return 0 if all(passed for _, passed, _ in results) else 1
 

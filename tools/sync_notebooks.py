@@ -11,8 +11,8 @@ The repository address lives in one place, ``pyproject.toml``'s
    it from the checkout).
 
 It also collapses exercise solutions (JupyterLab and Colab), strips outputs,
-execution counts and widget state, and sets the
-notebook metadata Colab needs (GPU accelerator, Python 3 kernel).
+execution counts and widget state, and sets the notebook metadata Colab needs
+(a Python 3 kernel; a T4 GPU for the notebooks that train).
 
     python tools/sync_notebooks.py           # rewrite in place
     python tools/sync_notebooks.py --check   # exit 1 and list what would change
@@ -83,6 +83,11 @@ def hide_solution(cell: nbformat.NotebookNode) -> None:
         cell.source = "\n".join([SOLUTION_TITLE, *lines])
 
 
+def trains(source: str) -> bool:
+    """Whether a code cell trains a network: with ``fit`` or with the several-GPU script."""
+    return "cu.train.fit(" in source or "train_ddp.py" in source
+
+
 def normalized(nb: nbformat.NotebookNode, name: str, repo: str) -> nbformat.NotebookNode:
     """``nb`` with badge, setup cell, metadata and no outputs, as it should be committed."""
     cells = nb.cells
@@ -101,11 +106,14 @@ def normalized(nb: nbformat.NotebookNode, name: str, repo: str) -> nbformat.Note
             cell.outputs = []
             cell.execution_count = None
     nb.metadata = {
-        "accelerator": "GPU",
-        "colab": {"provenance": [], "gpuType": "T4", "toc_visible": True},
+        "colab": {"provenance": [], "toc_visible": True},
         "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
         "language_info": {"name": "python"},
     }
+    if any(trains(cell.source) for cell in cells if cell.cell_type == "code"):
+        # Only a notebook that trains asks Colab for a GPU; the others run on any runtime.
+        nb.metadata["accelerator"] = "GPU"
+        nb.metadata["colab"]["gpuType"] = "T4"
     nb.nbformat, nb.nbformat_minor = 4, 5
     return nb
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The course's test command: sets up .venv (if needed) with the test tools and
-# runs every test, notebooks included (in smoke mode, on the CPU).
+# runs every test, notebooks included (at the smoke size, on the CPU).
 #   bash tools/test.sh            # everything
 #   bash tools/test.sh -k models  # extra arguments go to pytest
 # Also installs, when missing: ipywidgets 7.7 (Colab's) into .venv-ipywidgets7/

@@ -1,6 +1,8 @@
-"""Checks for notebook 03 (the shortcut: identity, option A padding, projection)."""
+"""Check for notebook 03: option A's shortcut, subsampling plus zero channels."""
 
 from __future__ import annotations
+
+from typing import Callable
 
 import torch
 
@@ -9,44 +11,25 @@ from ._common import expect_answer, expect_close, passed
 
 _HINT = (
     "keep every `stride`-th row and column with x[:, :, ::stride, ::stride], then append `extra_channels` "
-    "channels of zeros after the existing ones (torch.cat with torch.zeros on dim 1, or F.pad); "
-    "the result has no parameters and the same dtype and device as x."
+    "channels of zeros after the existing ones (torch.cat with torch.zeros on dim 1); leave x itself unchanged."
 )
+# (shape, stride, extra channels): CIFAR's stage changes, odd (7x7 -> 4x4) and non-square maps, the identity.
+_CASES = [((2, 16, 32, 32), 2, 16), ((3, 32, 16, 16), 2, 32), ((1, 8, 7, 7), 2, 8), ((2, 4, 9, 6), 2, 12)]
+_CASES += [((2, 6, 5, 5), 1, 0), ((2, 6, 5, 5), 1, 3)]
 
 
-def check_pad_shortcut(fn) -> None:
-    """``fn(x, stride, extra_channels)`` must equal ``course_utils.models.PadShortcut(stride, extra_channels)(x)``.
-
-    Random inputs of several shapes: stride 1 and 2, no extra channels or some,
-    even and odd heights and widths (an odd 7x7 map subsamples to 4x4, as a
-    stride-2 3x3 convolution with padding 1 does).
-    """
+def check_pad_shortcut(fn: Callable[[torch.Tensor, int, int], torch.Tensor]) -> None:
+    """``fn(x, stride, extra_channels)`` must equal ``PadShortcut(stride, extra_channels)(x)`` and not change x."""
     gen = torch.Generator().manual_seed(3)
-    probe = fn(torch.randn(1, 4, 8, 8, generator=gen), 2, 4)
-    expect_answer(probe, "pad_shortcut", hint=_HINT)
-    cases = [
-        ((2, 16, 32, 32), 2, 16),  # CIFAR ResNet, stage 1 -> 2
-        ((3, 32, 16, 16), 2, 32),  # stage 2 -> 3
-        ((1, 8, 7, 7), 2, 8),  # odd size
-        ((2, 4, 9, 6), 2, 12),  # not square, more than doubling
-        ((2, 6, 5, 5), 1, 0),  # nothing changes: the identity
-        ((2, 6, 5, 5), 1, 3),  # channels only
-    ]
-    for shape, stride, extra in cases:
+    expect_answer(fn(torch.randn(1, 4, 8, 8, generator=gen), 2, 4), "pad_shortcut", hint=_HINT)
+    for shape, stride, extra in _CASES:
         x = torch.randn(*shape, generator=gen)
-        x_before = x.clone()
-        got = fn(x, stride, extra)
-        expected = PadShortcut(stride, extra)(x_before)
-        expect_close(
-            got, expected, f"pad_shortcut(x of shape {shape}, stride={stride}, extra_channels={extra})", _HINT, atol=0.0
-        )
-        if not torch.equal(x, x_before):
-            raise AssertionError(f"pad_shortcut changed its input x in place. Hint: {_HINT}")
+        before = x.clone()
+        what = f"pad_shortcut(x of shape {shape}, stride={stride}, extra_channels={extra})"
+        expect_close(fn(x, stride, extra), PadShortcut(stride, extra)(before), what, _HINT, atol=0.0)
+        expect_close(x, before, f"x after {what} (it must not change in place)", _HINT, atol=0.0)
     y = fn(torch.ones(1, 2, 4, 4), 2, 2)
     passed(
-        f"your option-A shortcut matches PadShortcut on {len(cases)} shapes; e.g. ones of shape (1, 2, 4, 4), "
+        f"your option-A shortcut matches PadShortcut on {len(_CASES)} shapes; e.g. ones of shape (1, 2, 4, 4), "
         f"stride 2, 2 extra channels -> {tuple(y.shape)} with channel sums {y.sum((0, 2, 3)).tolist()}."
     )
-
-
-__all__ = ["check_pad_shortcut"]

@@ -1,5 +1,4 @@
-"""Input checks shared by the models: a wrong input fails with a message that says
-what was expected and what was given, before it reaches a cryptic conv error."""
+"""Input checks shared by the models: a wrong input gets a message saying what was expected, not a conv error."""
 
 from __future__ import annotations
 
@@ -8,25 +7,16 @@ import torch
 
 def check_image_batch(x: object, in_channels: int, model_name: str) -> None:
     """Raise a clear error unless ``x`` is a float tensor of shape (N, in_channels, H, W)."""
+    expected = f"{model_name} expects a floating-point tensor of shape (N, {in_channels}, H, W)"
     if not isinstance(x, torch.Tensor):
-        raise TypeError(
-            f"{model_name} expects a torch.Tensor of shape (N, {in_channels}, H, W), got {type(x).__name__}."
-        )
-    if x.dim() != 4:
-        hint = " Add a batch dimension with x.unsqueeze(0)." if x.dim() == 3 else ""
-        raise ValueError(
-            f"{model_name} expects a 4-D batch (N, {in_channels}, H, W), got shape {tuple(x.shape)}.{hint}"
-        )
-    if x.shape[1] != in_channels:
-        raise ValueError(
-            f"{model_name} expects {in_channels} input channel(s), got shape {tuple(x.shape)} "
-            f"with {x.shape[1]}. Build the model with in_channels={x.shape[1]} or convert the images."
-        )
+        raise TypeError(f"{expected}, got {type(x).__name__}.")
+    if x.dim() != 4 or x.shape[1] != in_channels:
+        hint = "add a batch dimension with x.unsqueeze(0)" if x.dim() == 3 else "check the layout and channels"
+        if x.dim() == 4 and x.shape[1] != in_channels:
+            hint = f"build the model with in_channels={x.shape[1]}, or convert the images"
+        raise ValueError(f"{expected}, got shape {tuple(x.shape)}: {hint}.")
     if not torch.is_floating_point(x):
-        raise TypeError(
-            f"{model_name} expects a floating-point tensor, got dtype {x.dtype}. "
-            "Convert images with x.float() / 255 (and normalize) first."
-        )
+        raise TypeError(f"{expected}, got dtype {x.dtype}: convert images with x.float() / 255 (and normalize).")
 
 
 def check_positive_int(value: object, name: str) -> int:

@@ -1,9 +1,8 @@
 """DenseNet (Huang et al. 2017): concatenation instead of addition.
 
-Inside a dense block every layer sees the concatenated feature maps of all the
-layers before it and adds ``growth_rate`` new channels; transition layers
-between blocks halve the channels (compression 0.5) and the resolution.
-Names follow ``torchvision.models.densenet`` so state dicts interchange.
+Inside a dense block every layer sees the concatenated feature maps of all the layers before it and adds
+``growth_rate`` new channels; transition layers between blocks halve the channels (compression 0.5) and the
+resolution. Names follow ``torchvision.models.densenet`` so state dicts interchange.
 """
 
 from __future__ import annotations
@@ -15,12 +14,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._checks import check_image_batch, check_positive_int
+from .resnet import init_weights
 
 
 class DenseLayer(nn.Module):
-    """BN-ReLU-1x1 conv (to ``bn_size * growth_rate``), BN-ReLU-3x3 conv (to ``growth_rate``)."""
+    """BN-ReLU-1x1 conv (to ``bn_size * growth_rate``), BN-ReLU-3x3 conv (to ``growth_rate``), on the list of all
+    earlier feature maps, concatenated here (as in torchvision)."""
 
-    def __init__(self, num_input_features: int, growth_rate: int, bn_size: int, drop_rate: float = 0.0) -> None:
+    def __init__(self, num_input_features: int, growth_rate: int, bn_size: int = 4) -> None:
         super().__init__()
         self.norm1 = nn.BatchNorm2d(num_input_features)
         self.relu1 = nn.ReLU(inplace=True)
@@ -28,26 +29,19 @@ class DenseLayer(nn.Module):
         self.norm2 = nn.BatchNorm2d(bn_size * growth_rate)
         self.relu2 = nn.ReLU(inplace=True)
         self.conv2 = nn.Conv2d(bn_size * growth_rate, growth_rate, 3, padding=1, bias=False)
-        self.drop_rate = drop_rate
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
-        x = torch.cat(features, 1)
-        out = self.conv1(self.relu1(self.norm1(x)))
-        out = self.conv2(self.relu2(self.norm2(out)))
-        if self.drop_rate > 0:
-            out = F.dropout(out, p=self.drop_rate, training=self.training)
-        return out
+        out = self.conv1(self.relu1(self.norm1(torch.cat(features, 1))))
+        return self.conv2(self.relu2(self.norm2(out)))
 
 
 class DenseBlock(nn.ModuleDict):
-    """``num_layers`` DenseLayers; the block outputs every layer's features, concatenated."""
+    """``num_layers`` DenseLayers; the block outputs every layer's features, its input's included, concatenated."""
 
-    def __init__(
-        self, num_layers: int, num_input_features: int, bn_size: int, growth_rate: int, drop_rate: float = 0.0
-    ):
+    def __init__(self, num_layers: int, num_input_features: int, bn_size: int, growth_rate: int) -> None:
         super().__init__()
         for i in range(num_layers):
-            layer = DenseLayer(num_input_features + i * growth_rate, growth_rate, bn_size, drop_rate)
+            layer = DenseLayer(num_input_features + i * growth_rate, growth_rate, bn_size)
             self.add_module(f"denselayer{i + 1}", layer)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -71,8 +65,7 @@ class Transition(nn.Sequential):
 class DenseNet(nn.Module):
     """DenseNet-BC: a stem, dense blocks joined by transitions, a final BN, a classifier.
 
-    ``stem="cifar"`` replaces the 7x7/2 convolution and max-pool by a 3x3/1
-    convolution, for 32x32 images.
+    ``stem="cifar"`` replaces the 7x7/2 conv, BN, ReLU and max-pool by one 3x3/1 conv, for 32x32 images.
     """
 
     def __init__(
@@ -81,32 +74,26 @@ class DenseNet(nn.Module):
         block_config: tuple[int, ...] = (6, 12, 24, 16),
         num_init_features: int = 64,
         bn_size: int = 4,
-        drop_rate: float = 0.0,
         num_classes: int = 1000,
         in_channels: int = 3,
         stem: str = "imagenet",
     ) -> None:
         super().__init__()
         check_positive_int(growth_rate, "growth_rate")
-        check_positive_int(in_channels, "in_channels")
         if stem not in ("imagenet", "cifar"):
             raise ValueError(f"stem must be 'imagenet' or 'cifar'; got {stem!r}.")
-        self.in_channels = in_channels
-        if stem == "imagenet":
-            stem_layers = [
-                ("conv0", nn.Conv2d(in_channels, num_init_features, 7, stride=2, padding=3, bias=False)),
-                ("norm0", nn.BatchNorm2d(num_init_features)),
-                ("relu0", nn.ReLU(inplace=True)),
-                ("pool0", nn.MaxPool2d(kernel_size=3, stride=2, padding=1)),
-            ]
-        else:
-            stem_layers = [("conv0", nn.Conv2d(in_channels, num_init_features, 3, padding=1, bias=False))]
-        self.features = nn.Sequential(OrderedDict(stem_layers))
+        self.in_channels = check_positive_int(in_channels, "in_channels")
+        kernel, stride = (7, 2) if stem == "imagenet" else (3, 1)
+        self.features = nn.Sequential(
+            OrderedDict(conv0=nn.Conv2d(in_channels, num_init_features, kernel, stride, kernel // 2, bias=False))
+        )
+        if stem == "imagenet":  # the CIFAR stem is the convolution alone
+            self.features.add_module("norm0", nn.BatchNorm2d(num_init_features))
+            self.features.add_module("relu0", nn.ReLU(inplace=True))
+            self.features.add_module("pool0", nn.MaxPool2d(kernel_size=3, stride=2, padding=1))
         channels = num_init_features
         for i, num_layers in enumerate(block_config):
-            self.features.add_module(
-                f"denseblock{i + 1}", DenseBlock(num_layers, channels, bn_size, growth_rate, drop_rate)
-            )
+            self.features.add_module(f"denseblock{i + 1}", DenseBlock(num_layers, channels, bn_size, growth_rate))
             channels += num_layers * growth_rate
             if i != len(block_config) - 1:
                 self.features.add_module(f"transition{i + 1}", Transition(channels, channels // 2))
@@ -114,19 +101,12 @@ class DenseNet(nn.Module):
         self.features.add_module("norm5", nn.BatchNorm2d(channels))
         self.num_features = channels
         self.classifier = nn.Linear(channels, num_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.constant_(m.weight, 1)
-                nn.init.constant_(m.bias, 0)
-            elif isinstance(m, nn.Linear):
-                nn.init.constant_(m.bias, 0)
+        init_weights(self)  # He initialization, as the DenseNet paper's code does (by fan-out)
+        nn.init.zeros_(self.classifier.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_image_batch(x, self.in_channels, type(self).__name__)
-        out = F.relu(self.features(x))
-        out = F.adaptive_avg_pool2d(out, (1, 1))
+        out = F.adaptive_avg_pool2d(F.relu(self.features(x)), (1, 1))
         return self.classifier(torch.flatten(out, 1))
 
 

@@ -1,15 +1,14 @@
-"""ResNet and ResNeXt for ImageNet-sized and CIFAR-sized images.
+"""ResNet (He et al. 2015) and ResNeXt (Xie et al. 2017) for ImageNet, and the ResNets of the paper's CIFAR-10 section.
 
-The structure and parameter names follow ``torchvision.models.resnet``
-(``conv1``, ``bn1``, ``layer1..layer4``, ``downsample``, ``fc``), so a state dict
-from torchvision loads into these models with ``strict=True``.
-"""
+Names follow ``torchvision.models.resnet`` (``conv1``, ``bn1``, ``layer1..layer4``, ``downsample``, ``fc``), so state
+dicts interchange with torchvision's models (``strict=True``), both ways."""
 
 from __future__ import annotations
 
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..layers import BatchNorm2d as ScratchBatchNorm2d
@@ -28,15 +27,32 @@ def conv1x1(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(in_planes, out_planes, 1, stride=stride, bias=False)
 
 
-class BasicBlock(nn.Module):
-    """Two 3x3 convolutions and a shortcut: out = relu(F(x) + shortcut(x)).
+class PadShortcut(nn.Module):
+    """The paper's option A: subsample by ``stride`` and append zero channels. Has no parameters."""
 
-    ``downsample`` is the shortcut when the shape changes (the paper's dashed
-    line); ``None`` means the identity (solid line). ``residual=False`` drops
-    the shortcut altogether, giving the block of a plain network.
+    def __init__(self, stride: int, extra_channels: int) -> None:
+        super().__init__()
+        self.stride, self.extra_channels = stride, extra_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x[:, :, :: self.stride, :: self.stride]
+        # F.pad pads the last dims first: (W left, W right, H top, H bottom, C front, C back).
+        return F.pad(x, (0, 0, 0, 0, 0, self.extra_channels))
+
+    def extra_repr(self) -> str:
+        return f"stride={self.stride}, extra_channels={self.extra_channels}"
+
+
+class ResidualBlock(nn.Module):
+    """out = relu(F(x) + shortcut(x)), shared by :class:`BasicBlock` and :class:`Bottleneck`, which build F's layers
+    (``_build``) and compute F (``residual_function``).
+
+    ``downsample`` is the shortcut when the shape changes (the paper's dashed line); ``None`` means the identity
+    (solid line). ``residual=False`` drops the shortcut: the block of a plain network, and its repr says so. The
+    arguments are torchvision's, in its order.
     """
 
-    expansion = 1
+    expansion = 1  # the block outputs planes * expansion channels
 
     def __init__(
         self,
@@ -50,96 +66,73 @@ class BasicBlock(nn.Module):
         residual: bool = True,
     ) -> None:
         super().__init__()
-        if groups != 1 or base_width != 64:
-            raise ValueError(
-                f"BasicBlock supports only groups=1 and base_width=64 (got groups={groups}, "
-                f"base_width={base_width}); use Bottleneck for ResNeXt."
-            )
-        norm_layer = norm_layer or nn.BatchNorm2d
-        # The stride goes on the first conv only: the block halves the size once.
-        self.conv1 = conv3x3(inplanes, planes, stride)
-        self.bn1 = norm_layer(planes)
+        self._build(inplanes, planes, stride, groups, base_width, norm_layer or nn.BatchNorm2d)
         self.relu = nn.ReLU(inplace=True)
-        self.conv2 = conv3x3(planes, planes)
-        self.bn2 = norm_layer(planes)
-        self.downsample = downsample
-        self.stride = stride
-        self.residual = residual
+        self.downsample, self.stride, self.residual = downsample, stride, residual
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
+        out = self.residual_function(x)
         if self.residual:
             out = out + (x if self.downsample is None else self.downsample(x))
         return self.relu(out)
 
+    def extra_repr(self) -> str:
+        return "" if self.residual else "residual=False"
 
-class Bottleneck(nn.Module):
-    """1x1 reduce, 3x3 (optionally grouped), 1x1 expand, plus a shortcut.
 
-    ``width = planes * base_width / 64 * groups`` channels run through the 3x3;
-    the block outputs ``planes * 4``. With ``groups > 1`` this is the ResNeXt
-    block in its grouped-convolution form (the paper's figure 3c).
+class BasicBlock(ResidualBlock):
+    """Two 3x3 convolutions with BN; the first has the stride, so the block halves the size at most once."""
+
+    def _build(self, inplanes: int, planes: int, stride: int, groups: int, base_width: int, norm: NormLayer) -> None:
+        if groups != 1 or base_width != 64:
+            raise ValueError(f"BasicBlock has groups=1, base_width=64 (got {groups}, {base_width}): use Bottleneck.")
+        self.conv1, self.bn1 = conv3x3(inplanes, planes, stride), norm(planes)
+        self.conv2, self.bn2 = conv3x3(planes, planes), norm(planes)
+
+    def residual_function(self, x: torch.Tensor) -> torch.Tensor:
+        """F(x) = BN(conv(ReLU(BN(conv(x)))))."""
+        return self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
+
+
+class Bottleneck(ResidualBlock):
+    """1x1 reduce, 3x3 (optionally grouped), 1x1 expand, each with BN.
+
+    ``width = planes * base_width / 64 * groups`` channels run through the 3x3, which has the stride (torchvision's
+    "v1.5"; the paper's v1 strides the first 1x1); the block outputs ``planes * 4``. With ``groups > 1`` this is
+    the ResNeXt block in its grouped-convolution form (the ResNeXt paper's figure 3c).
     """
 
     expansion = 4
 
-    def __init__(
-        self,
-        inplanes: int,
-        planes: int,
-        stride: int = 1,
-        downsample: nn.Module | None = None,
-        groups: int = 1,
-        base_width: int = 64,
-        norm_layer: NormLayer | None = None,
-        residual: bool = True,
-    ) -> None:
-        super().__init__()
-        check_positive_int(groups, "groups")
-        check_positive_int(base_width, "base_width")
-        norm_layer = norm_layer or nn.BatchNorm2d
+    def _build(self, inplanes: int, planes: int, stride: int, groups: int, base_width: int, norm: NormLayer) -> None:
         width = int(planes * (base_width / 64.0)) * groups
-        if width == 0:
+        if groups < 1 or width < 1:
             raise ValueError(
-                f"Bottleneck width is 0 (planes={planes}, base_width={base_width}, groups={groups}): "
-                "increase planes or base_width."
+                "Bottleneck width int(planes * base_width / 64) * groups must be positive; "
+                f"got planes={planes}, base_width={base_width}, groups={groups}."
             )
-        self.conv1 = conv1x1(inplanes, width)
-        self.bn1 = norm_layer(width)
-        self.conv2 = conv3x3(width, width, stride, groups)
-        self.bn2 = norm_layer(width)
-        self.conv3 = conv1x1(width, planes * self.expansion)
-        self.bn3 = norm_layer(planes * self.expansion)
-        self.relu = nn.ReLU(inplace=True)
-        self.downsample = downsample
-        self.stride = stride
-        self.residual = residual
+        self.conv1, self.bn1 = conv1x1(inplanes, width), norm(width)
+        self.conv2, self.bn2 = conv3x3(width, width, stride, groups), norm(width)
+        self.conv3, self.bn3 = conv1x1(width, planes * self.expansion), norm(planes * self.expansion)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def residual_function(self, x: torch.Tensor) -> torch.Tensor:
+        """F(x): 1x1, 3x3 and 1x1 convolutions, with BN after each and ReLU between them."""
         out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        if self.residual:
-            out = out + (x if self.downsample is None else self.downsample(x))
-        return self.relu(out)
-
-
-Block = type[BasicBlock] | type[Bottleneck]
+        return self.bn3(self.conv3(self.relu(self.bn2(self.conv2(out)))))
 
 
 class ResNet(nn.Module):
-    """The ResNet of the paper's table 1, built from one block type and four stage depths.
+    """A ResNet as in the paper's table 1: a stem, stages of ``layers[i]`` blocks, average pooling, a classifier.
 
-    ``stem="imagenet"`` is the 7x7/2 convolution and 3x3/2 max-pool (224 -> 56);
-    ``stem="cifar"`` is a 3x3/1 convolution and no pooling, so 32x32 images keep
-    their resolution into ``layer1``. The parameter names do not change.
-    ``widths`` are the four stages' channel counts (before the block's expansion).
+    ``stem="imagenet"``: 7x7/2 conv and 3x3/2 max-pool (224 -> 56); ``stem="cifar"``: a 3x3/1 conv, no pooling.
+    ``widths``: the stages' planes (a Bottleneck outputs 4x as many channels); three stages: the CIFAR layout.
+    ``shortcut`` bridges a change of shape by the paper's options: "A" pads zeros (:class:`PadShortcut`), "B"
+    projects (1x1 conv + BN, torchvision's), "C" projects on every block. ``residual=False``: the plain network.
     """
 
     def __init__(
         self,
-        block: Block,
+        block: type[ResidualBlock],
         layers: list[int],
         num_classes: int = 1000,
         zero_init_residual: bool = False,
@@ -149,121 +142,79 @@ class ResNet(nn.Module):
         stem: str = "imagenet",
         residual: bool = True,
         norm_layer: NormLayer | None = None,
-        widths: tuple[int, int, int, int] = (64, 128, 256, 512),
+        widths: tuple[int, ...] = (64, 128, 256, 512),
+        shortcut: str = "B",
     ) -> None:
         super().__init__()
-        if block not in (BasicBlock, Bottleneck):
-            raise ValueError(f"block must be BasicBlock or Bottleneck, got {block!r}.")
-        if len(layers) != 4 or not all(isinstance(n, int) and n >= 1 for n in layers):
-            raise ValueError(f"layers must be four positive block counts, e.g. [3, 4, 6, 3]; got {layers!r}.")
+        if len(layers) not in (3, 4) or len(widths) != len(layers) or min(*layers, *widths) < 1:
+            raise ValueError(
+                "layers and widths need one positive number per stage, 3 or 4 stages (e.g. [3, 4, 6, 3] blocks, "
+                f"widths (64, 128, 256, 512)); got {layers!r} and {widths!r}."
+            )
         if stem not in ("imagenet", "cifar"):
             raise ValueError(f"stem must be 'imagenet' (7x7 conv + max-pool) or 'cifar' (3x3 conv); got {stem!r}.")
-        check_positive_int(in_channels, "in_channels")
-        check_positive_int(num_classes, "num_classes")
-        if len(widths) != 4 or not all(isinstance(w, int) and w >= 1 for w in widths):
-            raise ValueError(f"widths must be four positive channel counts, e.g. (64, 128, 256, 512); got {widths!r}.")
+        if shortcut not in ("A", "B", "C"):
+            raise ValueError(f"shortcut must be one of the paper's options 'A', 'B', 'C'; got {shortcut!r}.")
+        self.in_channels = check_positive_int(in_channels, "in_channels")
+        self.groups, self.base_width, self.residual, self.shortcut = groups, width_per_group, residual, shortcut
+        # The paper's depth counts the layers with weights on the main path: the stem, each block's convs, fc.
+        self.depth = 2 + sum(layers) * (2 if block is BasicBlock else 3)
+        family = "plain" if not residual else "ResNeXt" if groups > 1 else "ResNet"
+        self.name = f"{family}-{self.depth}"  # what fit's progress lines call it
         self._norm_layer = norm_layer or nn.BatchNorm2d
-        self.in_channels = in_channels
-        self.inplanes = widths[0]
-        self.groups = groups
-        self.base_width = width_per_group
-        self.residual = residual
-        if stem == "imagenet":
-            self.conv1 = nn.Conv2d(in_channels, widths[0], kernel_size=7, stride=2, padding=3, bias=False)
-            self.maxpool: nn.Module = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        else:
-            self.conv1 = nn.Conv2d(in_channels, widths[0], kernel_size=3, stride=1, padding=1, bias=False)
-            self.maxpool = nn.Identity()
+        kernel, stride = (7, 2) if stem == "imagenet" else (3, 1)
+        self.conv1 = nn.Conv2d(in_channels, widths[0], kernel, stride=stride, padding=kernel // 2, bias=False)
         self.bn1 = self._norm_layer(widths[0])
         self.relu = nn.ReLU(inplace=True)
-        self.layer1 = self._make_layer(block, widths[0], layers[0])
-        self.layer2 = self._make_layer(block, widths[1], layers[1], stride=2)
-        self.layer3 = self._make_layer(block, widths[2], layers[2], stride=2)
-        self.layer4 = self._make_layer(block, widths[3], layers[3], stride=2)
+        # The CIFAR stem does not pool; an Identity keeps the names and the forward pass the same.
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1) if stem == "imagenet" else nn.Identity()
+        self.inplanes = widths[0]
+        self.stages = [f"layer{i + 1}" for i in range(len(layers))]
+        for i, (name, planes, blocks) in enumerate(zip(self.stages, widths, layers)):
+            self.add_module(name, self._make_layer(block, planes, blocks, stride=1 if i == 0 else 2))
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.fc = nn.Linear(widths[3] * block.expansion, num_classes)
+        self.fc = nn.Linear(widths[-1] * block.expansion, check_positive_int(num_classes, "num_classes"))
         init_weights(self, zero_init_residual)
 
-    def _make_layer(self, block: Block, planes: int, blocks: int, stride: int = 1) -> nn.Sequential:
-        downsample = None
-        # A dashed shortcut wherever the block changes the size or the channel count.
-        if stride != 1 or self.inplanes != planes * block.expansion:
-            downsample = nn.Sequential(
-                conv1x1(self.inplanes, planes * block.expansion, stride),
-                self._norm_layer(planes * block.expansion),
-            )
-        kwargs = dict(
-            groups=self.groups, base_width=self.base_width, norm_layer=self._norm_layer, residual=self.residual
-        )
-        layers = [block(self.inplanes, planes, stride, downsample, **kwargs)]
-        self.inplanes = planes * block.expansion
-        layers += [block(self.inplanes, planes, **kwargs) for _ in range(1, blocks)]
+    def _make_layer(self, block: type[ResidualBlock], planes: int, blocks: int, stride: int) -> nn.Sequential:
+        layers = []
+        for i in range(blocks):
+            s, out = stride if i == 0 else 1, planes * block.expansion
+            args = (self.groups, self.base_width, self._norm_layer, self.residual)
+            layers.append(block(self.inplanes, planes, s, self._shortcut(self.inplanes, out, s), *args))
+            self.inplanes = out
         return nn.Sequential(*layers)
+
+    def _shortcut(self, inplanes: int, outplanes: int, stride: int) -> nn.Module | None:
+        # A plain network has no shortcuts, so no projections either (their weights would go unused).
+        if not self.residual or (self.shortcut != "C" and stride == 1 and inplanes == outplanes):
+            return None  # the identity
+        if self.shortcut == "A":
+            return PadShortcut(stride, outplanes - inplanes)
+        return nn.Sequential(conv1x1(inplanes, outplanes, stride), self._norm_layer(outplanes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_image_batch(x, self.in_channels, type(self).__name__)
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        x = torch.flatten(self.avgpool(x), 1)
-        return self.fc(x)
+        for name in self.stages:
+            x = getattr(self, name)(x)
+        return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
 def init_weights(model: nn.Module, zero_init_residual: bool = False) -> None:
-    """He (Kaiming) initialization for convolutions, BN to the identity.
-
-    With ``zero_init_residual`` the last BN of every residual branch starts at
-    zero, so each block starts as the identity (Goyal et al. 2017).
-    """
+    """He (Kaiming) initialization for convolutions, BN to the identity. With ``zero_init_residual`` the last BN of
+    every residual branch starts at zero, so each block starts as the identity (Goyal et al. 2017)."""
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
         elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm, ScratchBatchNorm2d)) and m.weight is not None:
             nn.init.constant_(m.weight, 1)
             nn.init.constant_(m.bias, 0)
-    if zero_init_residual:
-        for m in model.modules():
-            if isinstance(m, Bottleneck):
-                nn.init.constant_(m.bn3.weight, 0)
-            elif isinstance(m, BasicBlock):
-                nn.init.constant_(m.bn2.weight, 0)
+        if zero_init_residual and isinstance(m, (BasicBlock, Bottleneck)):
+            nn.init.constant_((m.bn3 if isinstance(m, Bottleneck) else m.bn2).weight, 0)
 
 
-def resnet18(**kwargs) -> ResNet:
-    """ResNet-18: BasicBlock, stages of [2, 2, 2, 2] blocks."""
-    return ResNet(BasicBlock, [2, 2, 2, 2], **kwargs)
-
-
-def resnet34(**kwargs) -> ResNet:
-    """ResNet-34: BasicBlock, stages of [3, 4, 6, 3] blocks."""
-    return ResNet(BasicBlock, [3, 4, 6, 3], **kwargs)
-
-
-def resnet50(**kwargs) -> ResNet:
-    """ResNet-50: Bottleneck, stages of [3, 4, 6, 3] blocks."""
-    return ResNet(Bottleneck, [3, 4, 6, 3], **kwargs)
-
-
-def resnet101(**kwargs) -> ResNet:
-    """ResNet-101: Bottleneck, stages of [3, 4, 23, 3] blocks."""
-    return ResNet(Bottleneck, [3, 4, 23, 3], **kwargs)
-
-
-def resnet152(**kwargs) -> ResNet:
-    """ResNet-152: Bottleneck, stages of [3, 8, 36, 3] blocks."""
-    return ResNet(Bottleneck, [3, 8, 36, 3], **kwargs)
-
-
-def resnext50_32x4d(**kwargs) -> ResNet:
-    """ResNeXt-50 (32x4d): ResNet-50 with 32 groups of width 4 in the first stage."""
-    return ResNet(Bottleneck, [3, 4, 6, 3], groups=32, width_per_group=4, **kwargs)
-
-
-def resnext101_32x8d(**kwargs) -> ResNet:
-    """ResNeXt-101 (32x8d): ResNet-101 with 32 groups of width 8 in the first stage."""
-    return ResNet(Bottleneck, [3, 4, 23, 3], groups=32, width_per_group=8, **kwargs)
-
-
-RESNET_CONFIGS: dict[str, tuple[Block, list[int]]] = {
+RESNET_CONFIGS: dict[str, tuple[type[ResidualBlock], list[int]]] = {
     "resnet18": (BasicBlock, [2, 2, 2, 2]),
     "resnet34": (BasicBlock, [3, 4, 6, 3]),
     "resnet50": (Bottleneck, [3, 4, 6, 3]),
@@ -278,5 +229,59 @@ def resnet(depth: int, **kwargs) -> ResNet:
     if f"resnet{depth}" not in RESNET_CONFIGS:
         depths = ", ".join(name.removeprefix("resnet") for name in RESNET_CONFIGS)
         raise ValueError(f"depth must be one of the paper's table 1 ({depths}); got {depth!r}.")
-    block, layers = RESNET_CONFIGS[f"resnet{depth}"]
-    return ResNet(block, layers, **kwargs)
+    return ResNet(*RESNET_CONFIGS[f"resnet{depth}"], **kwargs)
+
+
+def resnet18(**kwargs) -> ResNet:
+    """ResNet-18: BasicBlock, stages of [2, 2, 2, 2] blocks."""
+    return resnet(18, **kwargs)
+
+
+def resnet34(**kwargs) -> ResNet:
+    """ResNet-34: BasicBlock, stages of [3, 4, 6, 3] blocks."""
+    return resnet(34, **kwargs)
+
+
+def resnet50(**kwargs) -> ResNet:
+    """ResNet-50: Bottleneck, stages of [3, 4, 6, 3] blocks."""
+    return resnet(50, **kwargs)
+
+
+def resnet101(**kwargs) -> ResNet:
+    """ResNet-101: Bottleneck, stages of [3, 4, 23, 3] blocks."""
+    return resnet(101, **kwargs)
+
+
+def resnet152(**kwargs) -> ResNet:
+    """ResNet-152: Bottleneck, stages of [3, 8, 36, 3] blocks."""
+    return resnet(152, **kwargs)
+
+
+def resnext50_32x4d(**kwargs) -> ResNet:
+    """ResNeXt-50 (32x4d): ResNet-50 with 32 groups of width 4 in the first stage."""
+    return resnet(50, groups=32, width_per_group=4, **kwargs)
+
+
+def resnext101_32x8d(**kwargs) -> ResNet:
+    """ResNeXt-101 (32x8d): ResNet-101 with 32 groups of width 8 in the first stage."""
+    return resnet(101, groups=32, width_per_group=8, **kwargs)
+
+
+def cifar_resnet(depth: int = 20, shortcut: str = "A", residual: bool = True, **kwargs) -> ResNet:
+    """The CIFAR-10 ResNet-``depth`` of the paper's section 4.2 (``residual=False``: the plain net of that depth):
+    6n+2 layers, three stages of n BasicBlocks with 16, 32, 64 channels on 32x32, 16x16, 8x8 maps; option A shortcuts
+    (zero-padding) as in the paper. Other keyword arguments go to :class:`ResNet`."""
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
+        raise ValueError(f"CIFAR ResNet depth must be 6n+2 with n >= 1 (8, 14, 20, 32, 56, 110, ...); got {depth!r}.")
+    n, kwargs = (depth - 2) // 6, {"num_classes": 10, "widths": (16, 32, 64), **kwargs}
+    return ResNet(BasicBlock, [n, n, n], stem="cifar", shortcut=shortcut, residual=residual, **kwargs)
+
+
+def cifar_plain(depth: int = 20, **kwargs) -> ResNet:
+    """The plain network of the paper's figure 6 (left): the layers of :func:`cifar_resnet`, no shortcuts."""
+    return cifar_resnet(depth, residual=False, **kwargs)
+
+
+def cifar_resnet18(num_classes: int = 10, **kwargs) -> ResNet:
+    """ResNet-18 with the CIFAR stem (3x3 conv, no max-pool) for 32x32 images."""
+    return resnet18(num_classes=num_classes, stem="cifar", **kwargs)

@@ -1,0 +1,27 @@
+"""Saying what a training run showed: :func:`verdict`.
+
+What construction guarantees (a shape, a parameter count) a notebook asserts.
+What training produced it *reports*: a ✓ or ✗ with the measured numbers, and
+never an exception, so that a long run always reaches its last cell.
+"""
+
+from __future__ import annotations
+
+from . import env as _env
+
+
+def verdict(condition: bool, claim: str, measured: str = "") -> bool:
+    """Print ``✓ claim (measured)`` or ``✗ claim (measured)`` and return whether it held.
+
+    At the smoke size a run is far too short to show anything, so the line says
+    the claim was not judged (the measured numbers are still printed).
+    """
+    held = bool(condition)
+    detail = f" ({measured})" if measured else ""
+    current = _env.current()
+    size = current.size if current is not None else _env.course_size()
+    if size == "smoke":
+        print(f"· {claim}: not judged, a smoke-size run is too small to show it{detail}")
+    else:
+        print(f"{'✓' if held else '✗'} {claim}{detail}")
+    return held
