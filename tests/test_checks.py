@@ -29,7 +29,8 @@ def exercises() -> list[tuple[str, str, str, str, str]]:
         for i, source in enumerate(cells):
             if "# YOUR CODE HERE" not in source:
                 continue
-            name = source.split("def ", 1)[1].split("(", 1)[0]
+            # The learner's function (``def name(``) or module (``class Name(nn.Module)``), whichever comes first.
+            name = source.split("def " if source.lstrip().startswith("def ") else "class ", 1)[1].split("(", 1)[0]
             solution, check = cells[i + 1], cells[i + 2]
             assert solution.startswith("# @title Solution"), f"{path.name}: no solution cell after the stub of {name}"
             assert "stands in for it" in solution, f"{path.name}: {name}'s solution does not say when it stands in"
@@ -128,6 +129,22 @@ def _wrong_rgb_conv_to_grey(conv):
     return grey
 
 
+class _PreActBlockReluAfterAdd(nn.Module):
+    """The v1 habit carried over: a ReLU after the addition."""
+
+    def __init__(self, in_planes, planes, stride=1):
+        super().__init__()
+        self.bn1, self.conv1 = nn.BatchNorm2d(in_planes), nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
+        self.bn2, self.conv2 = nn.BatchNorm2d(planes), nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        same = stride == 1 and in_planes == planes
+        self.downsample = None if same else nn.Conv2d(in_planes, planes, 1, stride, bias=False)
+
+    def forward(self, x):
+        pre = torch.relu(self.bn1(x))
+        shortcut = x if self.downsample is None else self.downsample(pre)
+        return torch.relu(self.conv2(torch.relu(self.bn2(self.conv1(pre)))) + shortcut)
+
+
 MISTAKES = {
     "channel_mean_std": (_wrong_channel_mean_std, "255 times too large"),
     "output_grad_norms": (_wrong_output_grad_norms, "with respect to the layer.s .output. .not its weight."),
@@ -142,6 +159,7 @@ MISTAKES = {
     "grouped_conv_params": (_wrong_grouped_conv_params, "separate convolutions"),
     "channel_plan": (_wrong_channel_plan, "the transition after it"),
     "rgb_conv_to_grey": (_wrong_rgb_conv_to_grey, "sums its three channel slices"),
+    "PreActBlock": (_PreActBlockReluAfterAdd, "remove the ReLU after the addition"),
 }
 
 
