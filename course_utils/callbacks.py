@@ -191,6 +191,8 @@ class Checkpoint(Callback):
 
     def on_fit_start(self, run: Run) -> None:
         run.checkpoint = self.path
+        # The precision asked for is part of the recipe (what "auto" becomes may differ by device).
+        run.config["mixed_precision"] = next((c.dtype for c in run.callbacks if isinstance(c, MixedPrecision)), None)
         if self.resume and self.path.exists():
             self._restore(run, load_checkpoint(self.path))
 

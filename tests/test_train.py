@@ -427,6 +427,14 @@ def test_a_checkpoint_of_another_recipe_is_refused_naming_the_difference(tmp_pat
         assert str(info.value).count(" there, ") == 1  # and nothing else
 
 
+def test_a_checkpoint_in_another_precision_is_refused(tmp_path):
+    path = tmp_path / "run.pt"
+    with pytest.raises(KeyboardInterrupt):
+        fit(tiny_model(), loaders()[0], epochs=2, callbacks=quiet(Checkpoint(path), MixedPrecision("bf16"), StopAt(2)))
+    with pytest.raises(ValueError, match="holds another run: mixed_precision: 'bf16' there, None here"):
+        fit(tiny_model(), loaders()[0], epochs=2, callbacks=quiet(Checkpoint(path)))
+
+
 def test_plain_and_residual_twins_are_different_runs(tmp_path):
     # The same parameters and state-dict keys: only the blocks' shortcut differs.
     assert cifar_plain(8).state_dict().keys() == cifar_resnet(8).state_dict().keys()
