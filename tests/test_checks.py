@@ -1,28 +1,42 @@
-"""course_utils.checks: every exercise check rejects the stub and a typical mistake, and passes the solution.
+"""course_utils.checks: every exercise check tells the stub it is unfinished, passes the solution and rejects
+a typical slip with its hint; the solution stands in, visibly, unless the learner's piece passed.
 
-The stub and the solution are taken from the notebooks themselves (the cell with
-``# YOUR CODE HERE`` and the collapsed ``# Solution`` cell after it), so a check
-and the notebook it serves cannot drift apart. The mistakes are written here,
-one slip a learner makes, each with the words the check's message must contain.
+The stub, the check and the solution are taken from the notebooks themselves (the
+cell with ``# YOUR CODE HERE``, the check cell after it and the collapsed solution
+cell after that), so a check and the notebook it serves cannot drift apart. The
+slips are written here and in ``tests/slips/nbNN.py`` (``MISTAKES``: the learner's
+name -> a (wrong piece, words its hint must contain) pair, or a list of them).
 """
 
 from __future__ import annotations
 
+import importlib.util
+import re
 from pathlib import Path
 
 import nbformat
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import load_tool
 from torch import nn
 
 import course_utils as cu
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+solution_body = load_tool("run_notebooks").solution_body
+
+
+def load_tool_from(path: Path):
+    """A module of slips, ``tests/slips/nbNN.py``, loaded by its path."""
+    spec = importlib.util.spec_from_file_location(f"slips_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def exercises() -> list[tuple[str, str, str, str, str]]:
-    """(notebook, function name, stub source, solution source, check name) for every exercise."""
+    """(notebook, name, stub source, solution code, check name) for every exercise."""
     found = []
     for path in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
         cells = [c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
@@ -30,13 +44,17 @@ def exercises() -> list[tuple[str, str, str, str, str]]:
             if "# YOUR CODE HERE" not in source:
                 continue
             # The learner's function (``def name(``) or module (``class Name(nn.Module)``), whichever comes first.
-            name = source.split("def " if source.lstrip().startswith("def ") else "class ", 1)[1].split("(", 1)[0]
-            solution, check = cells[i + 1], cells[i + 2]
-            assert solution.startswith("# @title Solution"), f"{path.name}: no solution cell after the stub of {name}"
-            assert "stands in for it" in solution, f"{path.name}: {name}'s solution does not say when it stands in"
-            assert f"({name})" in check, f"{path.name}: the cell after {name}'s solution does not check it"
-            check_name = check.split("(", 1)[0].strip().rsplit(".", 1)[1]
-            found.append((path.stem[:2], name, source, solution, check_name))
+            name = re.search(r"^(?:def|class) (\w+)", source, re.M).group(1)
+            check, solution = cells[i + 1], cells[i + 2]
+            called = re.fullmatch(rf"cu\.checks\.nb{path.stem[:2]}\.(\w+)\({name}\)", check.strip())
+            assert called, (
+                f"{path.name}: the cell after {name}'s stub is not cu.checks.nb{path.stem[:2]}.check_...({name})"
+            )
+            assert solution.startswith("# @title Solution"), f"{path.name}: no solution cell after {name}'s check"
+            assert solution_body(solution)[0] == name, f"{path.name}: {name}'s solution does not stand in for it"
+            found.append((path.stem[:2], name, source, solution_body(solution)[1], called.group(1)))
+        if found and found[-1][0] == path.stem[:2]:
+            assert cells[-1].startswith("cu.checks.summary()"), f"{path.name}: its last cell is not the summary"
     return found
 
 
@@ -50,8 +68,15 @@ def define(*sources: str):
     return namespace
 
 
-def run_check(notebook: str, check_name: str, fn) -> None:
-    getattr(getattr(cu.checks, f"nb{notebook}"), check_name)(fn)
+def check_of(notebook: str, check_name: str):
+    return getattr(getattr(cu.checks, f"nb{notebook}"), check_name)
+
+
+@pytest.fixture(autouse=True)
+def fresh_results():
+    cu.checks.reset()
+    yield
+    cu.checks.reset()
 
 
 # --------------------------------------------------------------------------- one slip per exercise
@@ -163,29 +188,120 @@ MISTAKES = {
 }
 
 
+for _module in sorted((Path(__file__).parent / "slips").glob("nb*.py")):  # one module of slips per notebook
+    MISTAKES.update(load_tool_from(_module).MISTAKES)
+
+
 def test_every_exercise_is_found_and_has_a_mistake_here():
     assert sorted(name for _, name, *_ in EXERCISES) == sorted(MISTAKES)
 
 
-@pytest.mark.parametrize("notebook, name, stub, solution, check_name", EXERCISES, ids=[e[1] for e in EXERCISES])
-def test_check_rejects_the_stub(notebook, name, stub, solution, check_name):
-    with pytest.raises(AssertionError, match=r"returned None: replace `return None` with"):
-        run_check(notebook, check_name, define(stub)[name])
+def slips(name: str) -> list[tuple[object, str]]:
+    """The slips of one exercise: a single (wrong piece, words) pair or a list of them."""
+    listed = MISTAKES[name]
+    return listed if isinstance(listed, list) else [listed]
 
 
-@pytest.mark.parametrize("notebook, name, stub, solution, check_name", EXERCISES, ids=[e[1] for e in EXERCISES])
-def test_check_passes_the_notebooks_solution(notebook, name, stub, solution, check_name, capsys):
-    namespace = define(stub, solution)
-    notice = capsys.readouterr().out
-    assert notice.startswith(f"{name} still returns None"), notice  # the solution says that it stands in
-    run_check(notebook, check_name, namespace[name])
+PARAMS = pytest.mark.parametrize("notebook, name, stub, solution, check_name", EXERCISES, ids=[e[1] for e in EXERCISES])
+
+
+@PARAMS
+def test_the_stub_is_told_it_is_unfinished_and_the_solution_stands_in(
+    notebook, name, stub, solution, check_name, capsys
+):
+    piece = define(stub)[name]
+    assert check_of(notebook, check_name)(piece) is False  # no traceback: the notebook goes on
+    said = capsys.readouterr().out
+    assert said.startswith("○ Not done yet:") and "returned None" in said and "stands in" in said, said
+    assert cu.checks.stands_in(piece) is True
+    assert capsys.readouterr().out == f"Your {name} is still the stub, so the solution in this cell stands in for it.\n"
+    cu.checks.summary()
+    assert re.search(rf"{name} +○ open: still the stub; the solution stood in", capsys.readouterr().out)
+
+
+@PARAMS
+def test_the_notebooks_solution_passes_and_then_does_not_stand_in(notebook, name, stub, solution, check_name, capsys):
+    piece = define(solution)[name]
+    assert check_of(notebook, check_name)(piece) is True
     assert capsys.readouterr().out.startswith("✅ Correct")
+    assert cu.checks.stands_in(piece) is False and capsys.readouterr().out == ""  # the learner's piece stays
+    cu.checks.summary()
+    assert re.search(rf"{name} +✓ solved", capsys.readouterr().out)
 
 
-@pytest.mark.parametrize("notebook, name, stub, solution, check_name", EXERCISES, ids=[e[1] for e in EXERCISES])
-def test_check_rejects_a_typical_mistake(notebook, name, stub, solution, check_name, capsys):
-    wrong, words = MISTAKES[name]
-    with pytest.raises(AssertionError, match=words) as raised:
-        run_check(notebook, check_name, wrong)
-    assert "Correct" not in capsys.readouterr().out
-    assert "Hint: " in str(raised.value)  # every rejection says how to fix it
+@PARAMS
+def test_a_typical_slip_is_rejected_with_its_hint(notebook, name, stub, solution, check_name, capsys):
+    for wrong, words in slips(name):
+        with pytest.raises(AssertionError, match=words) as raised:
+            check_of(notebook, check_name).strict(wrong)
+        assert "Hint: " in str(raised.value)  # every rejection says how to fix it
+        assert check_of(notebook, check_name)(wrong) is False  # in the notebook: printed, no traceback
+        said = capsys.readouterr().out
+        assert said.startswith("✗ ") and re.search(words, said) and "Correct" not in said
+        assert cu.checks.stands_in(wrong) is True
+        assert "did not pass its check" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("handed", [None, 3, "bn_forward"])
+def test_a_check_handed_no_function_says_what_to_pass(handed, capsys):
+    assert cu.checks.nb02.check_bn_forward(handed) is False
+    said = capsys.readouterr().out
+    assert said.startswith("✗ check_bn_forward takes your bn_forward itself") and "check_bn_forward(bn_forward)" in said
+
+
+def test_a_correct_float32_answer_passes():
+    def bn_forward(x, gamma, beta, eps=1e-5):  # right, in float32: rounding puts it ~1e-6 from the float64 reference
+        x32, g, b = x.float(), gamma.float().view(1, -1, 1, 1), beta.float().view(1, -1, 1, 1)
+        mean, var = x32.mean(dim=(0, 2, 3), keepdim=True), x32.var(dim=(0, 2, 3), unbiased=False, keepdim=True)
+        return (x32 - mean) / (var + eps).sqrt() * g + b
+
+    cu.checks.nb02.check_bn_forward.strict(bn_forward)
+
+
+def test_a_piece_changed_after_its_check_stands_in_again(capsys):
+    solution = define(next(e for e in EXERCISES if e[1] == "bn_forward")[3])["bn_forward"]
+    assert cu.checks.nb02.check_bn_forward(solution)
+    changed = define(next(e for e in EXERCISES if e[1] == "bn_forward")[3])["bn_forward"]  # run the cell again
+    capsys.readouterr()
+    assert cu.checks.stands_in(changed) is True
+    assert "changed since it passed its check" in capsys.readouterr().out
+
+
+def test_summary_before_any_exercise(capsys):
+    cu.checks.summary()
+    assert capsys.readouterr().out == "No exercise was checked in this notebook.\n"
+
+
+def test_a_piece_that_passed_is_kept_for_a_later_notebook(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(cu.checks._exercise, "_kept_dir", lambda: tmp_path / "exercises")
+
+    @cu.checks.exercise("Doubler", keep=True)
+    def check_doubler(cls):
+        if not torch.equal(cls()(torch.ones(2)), torch.full((2,), 2.0)):
+            raise AssertionError("Doubler does not double. Hint: return 2 * x.")
+
+    assert cu.checks.yours("Doubler", fallback=nn.Identity) is nn.Identity  # nothing kept yet
+    assert "Doubler: the course's. Yours is saved once it passes its check" in capsys.readouterr().out
+
+    cell = tmp_path / "cell.py"  # a notebook cell's code, as the kernel keeps it: a file that linecache can read
+    cell.write_text("x = 1\n\nclass Doubler(nn.Module):\n    def forward(self, x):\n        return 2 * x\n\nprint(x)\n")
+    namespace = {"nn": nn}
+    exec(compile(cell.read_text(), str(cell), "exec"), namespace)
+    assert check_doubler(namespace["Doubler"])
+    kept = (tmp_path / "exercises" / "Doubler.py").read_text()
+    assert kept.startswith("# Your Doubler, saved when it passed its check on ") and "print" not in kept
+
+    later = cu.checks.yours("Doubler", fallback=nn.Identity)
+    assert later is not nn.Identity and later()(torch.ones(1)).item() == 2.0
+    assert "Doubler: yours, from" in capsys.readouterr().out
+
+    (tmp_path / "exercises" / "Doubler.py").write_text(
+        "class Doubler(nn.Module):\n    def forward(self, x):\n        return x\n"
+    )
+    assert cu.checks.yours("Doubler", fallback=nn.Identity) is nn.Identity  # edited since: checked again, refused
+    said = capsys.readouterr().out
+    assert (
+        "Doubler: the course's. Yours, in" in said and "no longer passes its check" in said and "Hint: return 2" in said
+    )
+    (tmp_path / "exercises" / "Doubler.py").write_text("class Doubler(nn.Module:\n")
+    assert cu.checks.yours("Doubler", fallback=nn.Identity) is nn.Identity and "SyntaxError" in capsys.readouterr().out

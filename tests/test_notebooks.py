@@ -1,6 +1,7 @@
-"""Every notebook in notebooks/ runs top to bottom, at the smoke size, on the CPU, offline.
+"""Every notebook in notebooks/ runs top to bottom, at the smoke size, on the CPU, offline: as learners get it
+(the exercises' stubs, with the solutions standing in), and again with every solution pasted into its exercise.
 
-One test per notebook (id = file name), discovered when the tests are collected.
+One test per notebook and way (id = file name), discovered when the tests are collected.
 The kernel starts in notebooks/, as it does for a learner in JupyterLab. A cell
 that raises fails the test with that cell's source and traceback; the executed
 notebook is written to test-artifacts/executed/ either way.
@@ -9,6 +10,7 @@ notebook is written to test-artifacts/executed/ either way.
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
+WITH_EXERCISES = [p for p in NOTEBOOKS if "cu.checks.stands_in(" in p.read_text(encoding="utf-8")]
 CELL_TIMEOUT = 600  # seconds per cell; smoke-size cells take a few seconds
 DATASET_CACHE = ARTIFACTS_DIR / "dataset-cache"  # decoded datasets, shared: decoding CIFAR-10 takes ~20 s
 
@@ -50,9 +53,14 @@ def kernel_env(**overrides: str) -> dict[str, str]:
     return env
 
 
-def execute(path: Path, env: dict[str, str], timeout: int = CELL_TIMEOUT, tag: str = "") -> nbformat.NotebookNode:
-    """Run ``path`` top to bottom with cwd = its folder; fail with the cell's source and traceback."""
+def execute(
+    path: Path, env: dict[str, str], timeout: int = CELL_TIMEOUT, tag: str = "", solved: bool = False
+) -> nbformat.NotebookNode:
+    """Run ``path`` top to bottom with cwd = its folder; fail with the cell's source and traceback.
+    ``solved``: with each exercise's solution pasted into the learner's cell."""
     nb = nbformat.read(path, as_version=4)
+    if solved:
+        nb = load_tool("run_notebooks").with_solutions(nb)
     client = NotebookClient(
         nb,
         timeout=timeout,
@@ -89,7 +97,18 @@ def output_text(nb: nbformat.NotebookNode) -> str:
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_notebook_runs(path: Path, tmp_path: Path):
-    execute(path, kernel_env(**course_dirs(tmp_path)))
+    printed = output_text(execute(path, kernel_env(**course_dirs(tmp_path))))
+    if path in WITH_EXERCISES:  # every stub is told it is open, and the summary lists it
+        assert "stands in for it" in printed and "still to do" in printed, printed[-2000:]
+
+
+@pytest.mark.notebook
+@pytest.mark.slow
+@pytest.mark.parametrize("path", WITH_EXERCISES, ids=[p.name for p in WITH_EXERCISES])
+def test_notebook_runs_with_the_solutions_pasted_in(path: Path, tmp_path: Path):
+    printed = output_text(execute(path, kernel_env(**course_dirs(tmp_path)), tag="-solved", solved=True))
+    assert "stands in for it" not in printed and "✗" not in printed.split("Your exercises in this notebook:")[-1]
+    assert re.search(r"All \d+ solved\.", printed), printed[-2000:]
 
 
 @pytest.mark.slow

@@ -6,6 +6,7 @@ before a class, say), and see how long each notebook takes.
     python tools/run_notebooks.py                         # every notebook at the smoke size
     python tools/run_notebooks.py --size cpu 06 07        # the cpu size, notebooks whose names start with 06 and 07
     python tools/run_notebooks.py --size cpu --follow 06  # ... and echo what the cells print as it comes
+    python tools/run_notebooks.py --solutions 04          # with every exercise's solution in the learner's cell
 
 Each finished cell prints a line (elapsed time, the end of its printed output).
 With ``--follow`` every line a cell prints is echoed as soon as it is printed,
@@ -19,8 +20,10 @@ when started again. Exits 1 if any notebook failed.
 from __future__ import annotations
 
 import argparse
+import ast
 import os
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -45,6 +48,34 @@ def select(prefixes: list[str]) -> list[Path]:
     return chosen
 
 
+def solution_body(source: str) -> tuple[str, str] | None:
+    """``(name, code)`` of a solution cell, ``if cu.checks.stands_in(name): <code>``; ``None`` for other cells."""
+    if "cu.checks.stands_in(" not in source:
+        return None
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.If) and "cu.checks.stands_in(" in ast.get_source_segment(source, node.test):
+            lines = source.splitlines()[node.body[0].lineno - 1 : node.body[-1].end_lineno]
+            return ast.get_source_segment(source, node.test.args[0]), textwrap.dedent("\n".join(lines))
+    return None
+
+
+def with_solutions(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """``notebook`` with each exercise's solution pasted into the learner's cell, as a learner who solved it has:
+    the check then passes, and the solution no longer stands in."""
+    cells = notebook.cells
+    for i, cell in enumerate(cells):
+        found = solution_body(cell.source) if cell.cell_type == "code" else None
+        if found is None:
+            continue
+        name, code = found
+        stubs = [c for c in cells[:i] if c.cell_type == "code" and "# YOUR CODE HERE" in c.source]
+        defines = [c for c in stubs if any(getattr(n, "name", "") == name for n in ast.parse(c.source).body)]
+        if not defines:
+            raise ValueError(f"no exercise cell with '# YOUR CODE HERE' defines {name} before its solution")
+        defines[-1].source = code
+    return notebook
+
+
 class FollowingClient(nbclient.NotebookClient):
     """A NotebookClient that also echoes every line the cells print, as it arrives."""
 
@@ -57,9 +88,14 @@ class FollowingClient(nbclient.NotebookClient):
         return super().output(outs, msg, display_id, cell_index)
 
 
-def run(path: Path, size: str, out_dir: Path, cell_timeout: int | None, follow: bool = False) -> tuple[bool, float]:
-    """Execute one notebook at ``size`` in its own kernel; return ``(passed, seconds)``. ``follow``: echo output."""
+def run(
+    path: Path, size: str, out_dir: Path, cell_timeout: int | None, follow: bool = False, solutions: bool = False
+) -> tuple[bool, float]:
+    """Execute one notebook at ``size`` in its own kernel; return ``(passed, seconds)``. ``follow``: echo output;
+    ``solutions``: paste the exercises' solutions into the learner's cells first."""
     notebook = nbformat.read(path, as_version=4)
+    if solutions:
+        notebook = with_solutions(notebook)
     env = dict(os.environ, MPLBACKEND="module://matplotlib_inline.backend_inline")  # figures inline, never a GUI
     env.pop("COURSE_SMOKE", None)
     env["COURSE_SIZE"] = size
@@ -96,12 +132,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "data" / "executed", help="where executed copies go")
     parser.add_argument("--cell-timeout", type=int, default=None, help="seconds a cell may take (default: no limit)")
     parser.add_argument("--follow", action="store_true", help="echo every line the cells print, as it is printed")
+    parser.add_argument("--solutions", action="store_true", help="paste each solution into its exercise cell")
     args = parser.parse_args(argv)
 
     results = []
     for path in select(args.notebooks):
         print(f"{path.name} (size {args.size})", flush=True)
-        results.append((path.name, *run(path, args.size, args.out, args.cell_timeout, args.follow)))
+        results.append((path.name, *run(path, args.size, args.out, args.cell_timeout, args.follow, args.solutions)))
 
     print(f"\n{'notebook':40s} {'size':6s} {'result':7s} {'time':>9s}")
     for name, passed, seconds in results:

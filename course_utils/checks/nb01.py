@@ -11,6 +11,7 @@ from torch import nn
 
 from ..models import cifar_plain
 from ._common import expect_answer, expect_equal, passed
+from ._exercise import exercise
 
 
 def _reference(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
@@ -28,6 +29,7 @@ def _hooks(model: nn.Module) -> int:
     return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks) for m in model.modules())
 
 
+@exercise("output_grad_norms")
 def check_output_grad_norms(output_grad_norms) -> None:
     """``output_grad_norms(model, x, y)`` -> ``{conv name: norm of dLoss/d(conv output)}``, in model order."""
     no_bn = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 10, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten())

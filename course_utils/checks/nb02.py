@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from ._common import expect_answer, expect_close, passed
+from ._exercise import exercise
 
 
 def _reject_slips(got: object, slips: dict[str, torch.Tensor], what: str) -> None:
@@ -15,6 +16,7 @@ def _reject_slips(got: object, slips: dict[str, torch.Tensor], what: str) -> Non
             raise AssertionError(f"{what} does not match the reference. Hint: {hint}")
 
 
+@exercise("bn_forward")
 def check_bn_forward(bn_forward) -> None:
     """``bn_forward(x, gamma, beta, eps)``: training-mode batch norm, outputs and gradients against F.batch_norm."""
     generator = torch.Generator().manual_seed(0)
@@ -34,15 +36,16 @@ def check_bn_forward(bn_forward) -> None:
         }
         _reject_slips(got, slips, what)
         expected = F.batch_norm(reference[0], None, None, *reference[1:], training=True, eps=eps)
-        expect_close(got, expected, what, "mean and biased variance per channel over dims (0, 2, 3).", atol=1e-6)
+        expect_close(got, expected, what, "mean and biased variance per channel over dims (0, 2, 3).")
         w = torch.randn(shape, generator=generator, dtype=torch.float64)  # a random loss: sum(out * w)
         hint = "let autograd see it all: compute mean and var from x, no .detach(), .item() or torch.no_grad()."
         grads = torch.autograd.grad((got * w).sum(), inputs, allow_unused=True) if got.requires_grad else [None] * 3
         for name, mine, ref in zip(("x", "gamma", "beta"), grads, torch.autograd.grad((expected * w).sum(), reference)):
-            expect_close(torch.zeros_like(ref) if mine is None else mine, ref, f"{what}: d/d{name}", hint, atol=1e-6)
+            expect_close(torch.zeros_like(ref) if mine is None else mine, ref, f"{what}: d/d{name}", hint)
     passed("bn_forward matches F.batch_norm (training mode), outputs and gradients, on 3 random inputs.")
 
 
+@exercise("update_running_stats")
 def check_running_stats(update_running_stats) -> None:
     """``update_running_stats(running_mean, running_var, x, momentum)`` -> nn.BatchNorm2d's next buffers."""
     generator = torch.Generator().manual_seed(1)

@@ -8,6 +8,7 @@ import torch
 
 from ..models import PadShortcut
 from ._common import expect_answer, expect_close, passed
+from ._exercise import exercise
 
 _HINT = (
     "keep every `stride`-th row and column with x[:, :, ::stride, ::stride], then append `extra_channels` "
@@ -18,6 +19,7 @@ _CASES = [((2, 16, 32, 32), 2, 16), ((3, 32, 16, 16), 2, 32), ((1, 8, 7, 7), 2, 
 _CASES += [((2, 6, 5, 5), 1, 0), ((2, 6, 5, 5), 1, 3)]
 
 
+@exercise("pad_shortcut")
 def check_pad_shortcut(fn: Callable[[torch.Tensor, int, int], torch.Tensor]) -> None:
     """``fn(x, stride, extra_channels)`` must equal ``PadShortcut(stride, extra_channels)(x)`` and not change x."""
     gen = torch.Generator().manual_seed(3)

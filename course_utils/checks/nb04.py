@@ -11,6 +11,7 @@ from torchvision.models import resnet as tv_resnet
 from ..inspect import count_flops
 from ..models import Bottleneck, conv1x1, conv3x3
 from ._common import expect_answer, expect_equal, passed
+from ._exercise import exercise
 
 _HINT = (
     "a k x k conv from a to b channels does k*k*a*b multiply-adds at every position of its *output* map, 2 FLOPs "
@@ -19,6 +20,7 @@ _HINT = (
 )
 
 
+@exercise("bottleneck_flops")
 def check_bottleneck_flops(fn: Callable[..., int]) -> None:
     """``fn(channels, width, size, stride)`` must equal ``count_flops`` of a bottleneck branch's convolutions
     (random settings) and of torchvision's and the course's ``Bottleneck`` (``channels == 4 * width``)."""

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from ._common import expect_answer, expect_equal, passed
+from ._exercise import exercise
 
 _HINT = (
     "pad the input on both sides, then count the positions where the kernel fits when it moves `stride` "
@@ -16,6 +17,7 @@ _HINT = (
 )
 
 
+@exercise("conv_output_size")
 def check_conv_output_size(fn: Callable[..., int]) -> None:
     """``fn(size, kernel, stride, padding)`` must be the int size nn.Conv2d and nn.MaxPool2d output (random cases)."""
     cases = [(224, 7, 2, 3), (112, 3, 2, 1), (56, 3, 1, 1), (56, 3, 2, 1), (56, 1, 2, 0), (7, 7, 1, 0), (32, 3, 1, 1)]

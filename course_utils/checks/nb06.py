@@ -5,6 +5,7 @@ import torch.nn.functional as F
 
 from ..data import crop_and_flip
 from ._common import expect_answer, expect_close, expect_equal, passed
+from ._exercise import exercise
 
 _CROP_HINT = (
     "zero-pad every image by `padding` pixels on all four sides (F.pad(images, (p, p, p, p))), cut image b at rows "
@@ -16,6 +17,7 @@ _SMOOTH_HINT = (
 )
 
 
+@exercise("random_crop_flip")
 def check_random_crop_flip(fn) -> None:
     """``fn(images, shifts, flips, padding)`` must equal ``course_utils.data.crop_and_flip``, dtype included."""
     gen = torch.Generator().manual_seed(6)
@@ -31,6 +33,7 @@ def check_random_crop_flip(fn) -> None:
     passed("your crop and flip match course_utils.data.crop_and_flip on 5 uint8 batches (padding 0 to 4).")
 
 
+@exercise("smooth_cross_entropy")
 def check_smooth_cross_entropy(fn) -> None:
     """``fn(logits, targets, smoothing)`` must equal ``F.cross_entropy(..., label_smoothing=smoothing)``."""
     gen = torch.Generator().manual_seed(60)

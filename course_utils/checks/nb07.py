@@ -3,6 +3,7 @@
 import torch
 
 from ._common import expect_answer, passed
+from ._exercise import exercise
 
 _HINT = (
     "count the milestones that are <= step (the lr drops at the milestone step itself, and stays down), then return "
@@ -10,6 +11,7 @@ _HINT = (
 )
 
 
+@exercise("step_lr")
 def check_step_lr(fn) -> None:
     """``fn(step, base_lr, milestones, gamma=0.1)`` must give the lr torch's ``MultiStepLR`` uses at ``step``."""
     cases = [(0.1, [32, 48], 0.1, 70), (0.1, [5], 0.1, 12), (0.05, [1, 2, 3], 0.5, 6), (0.3, [7, 40, 41], 0.2, 60)]

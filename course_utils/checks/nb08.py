@@ -6,6 +6,7 @@ from typing import Callable
 from torch import nn
 
 from ._common import expect_answer, expect_equal, passed
+from ._exercise import exercise
 
 HINT = (
     "a grouped convolution is `groups` separate convolutions, each from in_channels / groups to out_channels / groups "
@@ -13,6 +14,7 @@ HINT = (
 )
 
 
+@exercise("grouped_conv_params")
 def check_grouped_conv_params(fn: Callable[[int, int, int, int], int]) -> None:
     """``fn(in_channels, out_channels, kernel_size, groups)`` must equal the weights of that ``nn.Conv2d``."""
     rng = random.Random(0)

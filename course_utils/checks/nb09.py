@@ -7,6 +7,7 @@ import torch
 
 from ..models import DenseLayer, DenseNet
 from ._common import expect_answer, expect_equal, passed
+from ._exercise import exercise
 
 HINT = (
     "layer i of a dense block (from 0) sees the block's input plus growth_rate channels from each layer before it; "
@@ -23,6 +24,7 @@ def _reference_plan(k0: int, k: int, blocks: tuple[int, ...]) -> list[list[int]]
     return [[layer.norm1.num_features for layer in b.children() if isinstance(layer, DenseLayer)] for b in dense_blocks]
 
 
+@exercise("channel_plan")
 def check_channel_plan(fn: Callable[[int, int, tuple[int, ...]], list[list[int]]]) -> None:
     """``fn(k0, growth_rate, block_config)``: each dense layer's input channels, as in a real ``DenseNet``."""
     expect_answer(fn(64, 32, (6,)), "channel_plan", "your lists", HINT)

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from ._common import expect_answer, expect_close, expect_equal, passed
+from ._exercise import exercise
 
 HINT = (
     "a grey image copied into R, G and B gives every RGB filter the same input three times, so the conv sums its "
@@ -16,6 +17,7 @@ HINT = (
 )
 
 
+@exercise("rgb_conv_to_grey")
 def check_rgb_conv_to_grey(fn: Callable[[nn.Conv2d], nn.Conv2d]) -> None:
     """``fn(conv)`` must be a new 1-channel ``nn.Conv2d`` with ``fn(conv)(x) == conv(x.repeat(1, 3, 1, 1))``."""
     expect_answer(fn(nn.Conv2d(3, 2, 3)), "rgb_conv_to_grey", "the new conv", HINT)

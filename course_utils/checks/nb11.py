@@ -6,6 +6,7 @@ from torch import nn
 
 from ..models import conv1x1, conv3x3
 from ._common import expect_answer, expect_close, passed
+from ._exercise import exercise
 
 _HINT = "pre = relu(bn1(x)); return conv2(relu(bn2(conv1(pre)))) + (x if downsample is None else downsample(pre))."
 _SLIPS = {
@@ -36,6 +37,7 @@ def _outputs(b: PreActBlock, x: torch.Tensor) -> dict[str, torch.Tensor]:
     return {"right": right, "relu": F.relu(right), **({} if b.downsample is None else {"raw": out + b.downsample(x)})}
 
 
+@exercise("PreActBlock")
 def check_preact_block(cls: type[nn.Module]) -> None:
     """``cls(in_planes, planes, stride)`` must load the reference's weights (strict) and give its outputs."""
     gen = torch.Generator().manual_seed(11)

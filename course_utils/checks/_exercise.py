@@ -1,0 +1,181 @@
+"""Where a learner stands: each exercise's check, the solution that stands in, the summary, pieces kept for later.
+
+A notebook's exercise is three cells: the learner's stub, the check, and a
+collapsed solution that stands in unless the learner's piece passed::
+
+    def bn_forward(x, gamma, beta, eps=1e-5):      # the learner's cell
+        # YOUR CODE HERE
+        return None
+
+    cu.checks.nb02.check_bn_forward(bn_forward)    # ✅, ✗ with a hint, or "still the stub"
+
+    if cu.checks.stands_in(bn_forward):            # the solution cell
+        def bn_forward(x, gamma, beta, eps=1e-5): ...
+
+A check never stops "Run all": it prints what it found and the notebook goes
+on with the reference piece, so the learner can come back to the exercise.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import datetime
+import functools
+import inspect
+import io
+import linecache
+from pathlib import Path
+from typing import Callable, TypeVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import env as _env
+
+Piece = TypeVar("Piece")
+
+
+class Unfinished(AssertionError):
+    """The learner's piece is still the stub (it returned ``None``)."""
+
+
+_results: dict[str, tuple[str, object]] = {}  # exercise name -> (status, the object it is about)
+_checks: dict[str, Callable[[object], None]] = {}  # exercise name -> its check, which raises on a wrong piece
+_STATUS = {
+    "solved": "✓ solved: your code passed its check",
+    "open": "○ open: still the stub",
+    "failed": "✗ failed its check (its hint is printed under the check)",
+    "unchecked": "○ not checked yet",
+}
+
+
+def exercise(name: str, keep: bool = False) -> Callable[[Callable[[object], None]], Callable[[object], bool]]:
+    """Turn a check that raises ``AssertionError`` into the notebook's check, which prints and returns ``True``
+    when the piece passed. ``keep``: save a piece that passed, for later notebooks (see :func:`yours`)."""
+
+    def decorate(check: Callable[[object], None]) -> Callable[[object], bool]:
+        _checks[name] = check
+
+        @functools.wraps(check)
+        def run(piece: object) -> bool:
+            if piece is None or not callable(piece):
+                _results[name] = ("failed", piece)
+                print(
+                    f"✗ {check.__name__} takes your {name} itself, the name without parentheses: "
+                    f"{check.__name__}({name}). It got {type(piece).__name__}; run the cell that defines {name} first."
+                )
+                return False
+            try:
+                check(piece)
+            except Unfinished as e:
+                _results[name] = ("open", piece)
+                print(f"○ Not done yet: {e}\n  Until it is, the solution cell below stands in for it.")
+                return False
+            except AssertionError as e:
+                _results[name] = ("failed", piece)
+                print(f"✗ {e}\n  Until yours passes, the solution cell below stands in for it.")
+                return False
+            _results[name] = ("solved", piece)
+            if keep:
+                _keep(name, piece)
+            return True
+
+        run.strict = check  # type: ignore[attr-defined]  # the raising check, for tests
+        return run
+
+    return decorate
+
+
+def stands_in(piece: object) -> bool:
+    """In a solution cell: ``True`` (and one line that says so) unless ``piece`` passed its check."""
+    checked_as = [name for name, (_, obj) in _results.items() if obj is piece]  # the learner may rename it
+    name = checked_as[0] if checked_as else getattr(piece, "__name__", type(piece).__name__)
+    status, checked = _results.get(name, ("unchecked", None))
+    if status == "solved" and checked is piece:
+        return False
+    why = {
+        "open": "is still the stub",
+        "failed": "did not pass its check",
+        "solved": "changed since it passed its check: run the check again",
+    }.get(status, "has not been checked: run the check cell above")
+    print(f"Your {name} {why}, so the solution in this cell stands in for it.")
+    _results[name] = (status if status in ("open", "failed") else "unchecked", piece)
+    return True
+
+
+def summary() -> None:
+    """Print, for every exercise checked in this notebook, whether it is solved, open or failed."""
+    if not _results:
+        print("No exercise was checked in this notebook.")
+        return
+    print("Your exercises in this notebook:")
+    width = max(map(len, _results))
+    for name, (status, _) in _results.items():
+        print(f"  {name:{width}}  {_STATUS[status]}" + ("" if status == "solved" else "; the solution stood in"))
+    left = [name for name, (status, _) in _results.items() if status != "solved"]
+    if left:
+        print(f"{len(left)} of {len(_results)} still to do: write them in their cells and run their checks again.")
+    else:
+        print(f"All {len(_results)} solved.")
+
+
+def reset() -> None:
+    """Forget every result (a fresh notebook)."""
+    _results.clear()
+
+
+# --------------------------------------------------------------------------- pieces kept for later notebooks
+
+
+def _kept_dir() -> Path:
+    current = _env.current()
+    return (current.cache_dir if current else _env.course_dir()) / "exercises"
+
+
+def source_of(piece: object) -> str:
+    """The source of a function or class, also when it was defined in a notebook cell."""
+    target = piece
+    if isinstance(piece, type):  # a class: find its cell through one of its methods
+        target = next((v for v in vars(piece).values() if inspect.isfunction(v)), piece)
+    filename = inspect.getsourcefile(target)  # a notebook cell's code is kept under a temporary file name
+    text = "".join(linecache.getlines(filename)) if filename else ""
+    found = [n for n in ast.parse(text).body if getattr(n, "name", None) == piece.__name__] if text else []
+    if not found:
+        raise OSError(f"cannot find the source of {piece.__name__}")
+    return ast.get_source_segment(text, found[-1]) + "\n"
+
+
+def _keep(name: str, piece: object) -> None:
+    try:
+        source = source_of(piece)
+    except (OSError, TypeError, SyntaxError):
+        return  # defined in a way that cannot be saved (exec, a lambda): later notebooks use the course's
+    path = _kept_dir() / f"{name}.py"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+    path.write_text(f"# Your {name}, saved when it passed its check on {stamp}.\n{source}", encoding="utf-8")
+
+
+def yours(name: str, fallback: Piece) -> Piece:
+    """Your ``name`` saved by an earlier notebook's check, if it still passes that check; else ``fallback``.
+
+    Prints which one runs, so the text of the notebook can say "your BasicBlock, or the course's"."""
+    path = _kept_dir() / f"{name}.py"
+    if not path.is_file():
+        print(f"{name}: the course's. Yours is saved once it passes its check in the notebook that builds it.")
+        return fallback
+    from .. import models  # the helpers a block may use: conv1x1, conv3x3
+
+    namespace = {"torch": torch, "nn": nn, "F": F, "conv1x1": models.conv1x1, "conv3x3": models.conv3x3}
+    try:
+        exec(compile(path.read_text(encoding="utf-8"), str(path), "exec"), namespace)
+        piece = namespace[name]
+        with contextlib.redirect_stdout(io.StringIO()):  # only the verdict below is printed
+            _checks[name](piece)
+    except Exception as e:  # noqa: BLE001  # whatever went wrong, the course's piece runs and the learner is told
+        print(f"{name}: the course's. Yours, in {path}, no longer passes its check ({type(e).__name__}: {e}).")
+        return fallback
+    print(f"{name}: yours, from {path} (it passed its check again just now).")
+    return piece
