@@ -120,7 +120,8 @@ def fit(
     - ``optimizer``: ``"sgd"`` (momentum 0.9, Nesterov), ``"adamw"`` (pass a smaller ``lr``,
       e.g. 1e-3), or a ready ``torch.optim.Optimizer`` (then its own lr and weight decay are used).
     - ``schedule``: ``"onecycle"``, ``"cosine"``, ``"step"`` (÷10 at 50% and 75% of training),
-      ``"constant"``, or a function ``(optimizer, total_steps) -> LRScheduler``. Stepped after every batch.
+      ``"constant"``, or a function ``(optimizer, total_steps) -> LRScheduler`` (also run once on a stand-in
+      optimizer: the lr it gives at each step is part of the recipe a checkpoint checks). Stepped after every batch.
     - ``loss_fn``: ``nn.CrossEntropyLoss()`` by default; e.g. ``nn.CrossEntropyLoss(label_smoothing=0.1)``.
     - ``device``: by default the accelerator the loader's batches (``loader.device``) or the model
       are on, else the CPU; the model is moved there.
@@ -140,7 +141,8 @@ def fit(
     opt = _make_optimizer(model, optimizer, lr, weight_decay)
     loss_fn = loss_fn if loss_fn is not None else nn.CrossEntropyLoss()
     # What defines the run, read before the schedule changes the optimizer's lr: a checkpoint compares it.
-    config = recipe(model, opt, (train_loader, test_loader), epochs=epochs, seed=seed, schedule=schedule, loss=loss_fn)
+    planned = _schedule_recipe(schedule, opt, epochs * steps) if callable(schedule) else schedule
+    config = recipe(model, opt, (train_loader, test_loader), epochs=epochs, seed=seed, schedule=planned, loss=loss_fn)
     scheduler = schedule(opt, epochs * steps) if callable(schedule) else make_scheduler(opt, schedule, epochs, steps)
     if not any(isinstance(callback, Progress) for callback in callbacks):
         callbacks = [*callbacks, Progress()]
@@ -265,6 +267,17 @@ def make_scheduler(
     if schedule == "step":
         return lr_scheduler.MultiStepLR(optimizer, [m * steps_per_epoch for m in default_milestones(epochs)], 0.1)
     raise ValueError(f"schedule must be one of {SCHEDULES}; got {schedule!r}.")
+
+
+def _schedule_recipe(schedule: Callable, optimizer: torch.optim.Optimizer, total: int) -> str:
+    """A schedule function by its name and the lr it gives at every step: an edited function is another recipe."""
+    probe = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=optimizer.param_groups[0]["lr"], momentum=0.9)
+    scheduler, lrs = schedule(probe, total), []
+    for _ in range(total):
+        lrs.append(probe.param_groups[0]["lr"])
+        probe.step()
+        scheduler.step()
+    return f"{getattr(schedule, '__qualname__', repr(schedule))}, lr per step {hash(tuple(lrs)) & 0xFFFFFFFF:08x}"
 
 
 def default_milestones(epochs: int) -> list[int]:

@@ -183,7 +183,8 @@ def test_history_lr_follows_the_schedule_and_a_schedule_function_is_used():
         return torch.optim.lr_scheduler.StepLR(optimizer, step_size=len(train_loader), gamma=0.5)
 
     history = fit(tiny_model(), train_loader, epochs=3, lr=0.08, schedule=halving, callbacks=quiet())
-    assert calls == [3 * len(train_loader)] and history["lr"] == pytest.approx([0.08, 0.04, 0.02])
+    # Called twice: once on a stand-in optimizer, to read its lr at every step for the recipe, then for real.
+    assert calls == [3 * len(train_loader)] * 2 and history["lr"] == pytest.approx([0.08, 0.04, 0.02])
 
 
 def test_loss_fn_is_the_training_loss():
@@ -425,6 +426,22 @@ def test_a_checkpoint_of_another_recipe_is_refused_naming_the_difference(tmp_pat
         run(**RECIPE_CHANGES[changed])
     if changed != "optimizer":  # AdamW has other settings than SGD: those are named too
         assert str(info.value).count(" there, ") == 1  # and nothing else
+
+
+def test_an_edited_schedule_function_is_another_recipe(tmp_path):
+    def run(factor: float) -> History:
+        def warm(optimizer, total):  # the same name both times; only what it does differs
+            return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: factor if step < total // 2 else 1.0)
+
+        return fit(tiny_model(), loaders()[0], epochs=2, schedule=warm, callbacks=quiet(Checkpoint(path), StopAt(2)))
+
+    path = tmp_path / "run.pt"
+    with pytest.raises(KeyboardInterrupt):
+        run(0.5)  # epoch 1 saved
+    with pytest.raises(ValueError, match=r"holds another run: schedule: '.*warm, lr per step \w+' there, '.*warm, lr"):
+        run(0.1)
+    with pytest.raises(KeyboardInterrupt):
+        run(0.5)  # the same function again: resumes, and stops after epoch 2 as before
 
 
 def test_a_checkpoint_in_another_precision_is_refused(tmp_path):

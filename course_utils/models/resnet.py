@@ -158,7 +158,7 @@ class ResNet(nn.Module):
         self.in_channels = check_positive_int(in_channels, "in_channels")
         self.groups, self.base_width, self.residual, self.shortcut = groups, width_per_group, residual, shortcut
         # The paper's depth counts the layers with weights on the main path: the stem, each block's convs, fc.
-        self.depth = 2 + sum(layers) * (2 if block is BasicBlock else 3)
+        self.depth = 2 + sum(layers) * (3 if issubclass(block, Bottleneck) else 2)
         family = "plain" if not residual else "ResNeXt" if groups > 1 else "ResNet"
         self.name = f"{family}-{self.depth}"  # what fit's progress lines call it
         self._norm_layer = norm_layer or nn.BatchNorm2d
