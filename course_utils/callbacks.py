@@ -275,7 +275,9 @@ def _damaged(path: Path, reason: str) -> str:
 def recipe(model: nn.Module, optimizer: torch.optim.Optimizer, loaders: tuple, **given: Any) -> dict:
     """What defines a run, flat: ``{"epochs": 30, "lr": 0.1, ..., "train data batch_size": 128}``, from the model,
     the optimizer, ``(train_loader, test_loader or None)`` and other arguments of ``fit`` (``given``)."""
-    hyper = {k: v for k, v in optimizer.param_groups[0].items() if k != "params"}  # lr, weight_decay, momentum...
+    # lr, weight_decay, momentum...; not how the step is computed (fused on a GPU), so a run resumes on any device
+    how = ("params", "fused", "foreach", "capturable", "differentiable")
+    hyper = {k: v for k, v in optimizer.param_groups[0].items() if k not in how}
     for key, value in given.items():  # a loss module by its settings, a schedule function by its name
         name = getattr(value, "__qualname__", repr(value)) if callable(value) else value
         given[key] = settings(value) if isinstance(value, nn.Module) else name

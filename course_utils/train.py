@@ -29,7 +29,17 @@ from torch import nn
 from torch.optim import lr_scheduler
 
 from ._files import atomic_write
-from .callbacks import Callback, Checkpoint, CheckpointError, MixedPrecision, Progress, Run, load_checkpoint, recipe
+from .callbacks import (
+    Callback,
+    Checkpoint,
+    CheckpointError,
+    MixedPrecision,
+    Progress,
+    Run,
+    load_checkpoint,
+    recipe,
+    unwrap,
+)
 from .env import seed_everything
 from .models._checks import check_positive_int
 
@@ -138,7 +148,7 @@ def fit(
     steps = _num_batches(train_loader, "The training loader")
     if test_loader is not None:
         _num_batches(test_loader, "The test loader")
-    opt = _make_optimizer(model, optimizer, lr, weight_decay)
+    opt = _make_optimizer(model, optimizer, lr, weight_decay, fused=device.type == "cuda")
     loss_fn = loss_fn if loss_fn is not None else nn.CrossEntropyLoss()
     # What defines the run, read before the schedule changes the optimizer's lr: a checkpoint compares it.
     planned = _schedule_recipe(schedule, opt, epochs * steps) if callable(schedule) else schedule
@@ -185,8 +195,8 @@ def fit(
             record = {"epoch": epoch + 1, "train_loss": loss_sum.item() / seen, "train_acc": correct.item() / seen}
             record.update(lr=lr_now, images_per_s=seen / (time.perf_counter() - start))
             if test_loader is not None:
-                with run.autocast():
-                    result = evaluate(model, test_loader, device)
+                with run.autocast():  # uncompiled: a compiled model would recompile for eval mode and a short batch
+                    result = evaluate(unwrap(model), test_loader, device)
                 record.update(test_loss=result["loss"], test_acc=result["acc"])
             record["epoch_time"] = time.perf_counter() - start
             _check_finite(run, loss_sum, record)  # before any callback saves this epoch
@@ -236,12 +246,17 @@ def _num_batches(loader: Any, what: str) -> int:
     return n
 
 
-def _make_optimizer(model: nn.Module, optimizer: Any, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+def _make_optimizer(
+    model: nn.Module, optimizer: Any, lr: float, weight_decay: float, fused: bool
+) -> torch.optim.Optimizer:
     if isinstance(optimizer, torch.optim.Optimizer):
         return optimizer
+    # Fused (one kernel for all parameters, on a GPU): under fp16 the GradScaler then checks for overflow on the
+    # device instead of waiting for the host at every step.
+    settings = dict(lr=lr, weight_decay=weight_decay, fused=fused or None)
     if optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
-    return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+        return torch.optim.SGD(model.parameters(), momentum=0.9, nesterov=True, **settings)
+    return torch.optim.AdamW(model.parameters(), **settings)
 
 
 def make_scheduler(

@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from course_utils import train
 from course_utils._files import atomic_write
-from course_utils.callbacks import Callback, epoch_line
+from course_utils.callbacks import Callback, epoch_line, recipe
 from course_utils.data import DeviceLoader
 from course_utils.models import cifar_plain, cifar_resnet
 from course_utils.recorders import ActivationRecorder, GradientRecorder
@@ -629,3 +629,12 @@ def test_evaluate_predict_and_most_confident_mistakes():
     labels = torch.tensor([1, 1, 0, 0])
     assert train.most_confident_mistakes(logits, labels, k=5).tolist() == [2, 0]
     assert train.most_confident_mistakes(logits, labels, k=1).tolist() == [2]
+
+
+def test_a_fused_optimizer_is_the_same_recipe():
+    # fit fuses the optimizer's step on a GPU: a checkpoint written there must resume on a CPU, and back.
+    model, loader = tiny_model(), loaders()[0]
+    sgd = dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    fused = torch.optim.SGD(model.parameters(), fused=True, **sgd)
+    plain = torch.optim.SGD(model.parameters(), **sgd)
+    assert recipe(model, fused, (loader, None)) == recipe(model, plain, (loader, None))
