@@ -17,6 +17,7 @@ import os
 import platform
 import random
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -141,6 +142,7 @@ class Env:
 
 
 _current: Env | None = None
+_started = time.perf_counter()  # when setup() last ran: finish() reports the time since
 
 
 def current() -> Env | None:
@@ -153,7 +155,8 @@ def setup(seed: int = 0, device: str | None = None, quiet: bool = False) -> Env:
 
     At the smoke size the device is the CPU, whatever is installed, so test runs are alike everywhere.
     """
-    global _current
+    global _current, _started
+    _started = time.perf_counter()
     seed_everything(seed)
     size = course_size(torch.device(device) if device else None)
     dev = pick_device("cpu" if size == "smoke" and device is None else device)
@@ -170,3 +173,10 @@ def setup(seed: int = 0, device: str | None = None, quiet: bool = False) -> Env:
         if size == "cpu" and dev.type == "cpu" and is_colab():
             print("No GPU: Runtime > Change runtime type > T4 GPU gives the full size.")
     return _current
+
+
+def finish() -> None:
+    """Print how long the notebook took since :func:`setup`, and where: the last line of every notebook."""
+    minutes = (time.perf_counter() - _started) / 60
+    where = f"at size {_current.size!r} on {describe_device(_current.device)}" if _current else "before setup()"
+    print(f"This notebook ran in {minutes:.1f} min {where}.")

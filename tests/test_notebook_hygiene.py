@@ -1,8 +1,11 @@
 """What is committed is clean and consistent, and the Colab install upgrades nothing.
 
 - notebooks are exactly what ``tools/sync_notebooks.py`` writes (badge, setup
-  cell, Colab metadata, no outputs or widget state), and lessons hold no test
+  cell, last line, Colab metadata, no widget state), and lessons hold no test
   scaffolding;
+- a notebook's outputs, if it has any, are fresh: made by ``tools/run_notebooks.py
+  --write`` from the code cells and the course_utils of this commit, without errors,
+  cells run in order;
 - each notebook's badge and setup cell point at pyproject's Repository URL;
 - the setup cell's pip line neither upgrades nor installs editable, and the
   package's dependencies are bare lower bounds, so pip keeps Colab's versions;
@@ -48,6 +51,34 @@ def test_notebooks_are_synced():
     assert result.returncode == 0, (
         f"stale notebooks, run `python tools/sync_notebooks.py`:\n{result.stdout}{result.stderr}"
     )
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_outputs_are_fresh_or_absent(path: Path):
+    why = sync.stale(nbformat.read(path, as_version=4))
+    rerun = f"python tools/run_notebooks.py --size cpu --write {path.stem[:2]}"
+    assert not why, (
+        f"{path.name}: {'; '.join(why)}. Rerun `{rerun}`, or strip it: `python tools/sync_notebooks.py --strip`."
+    )
+
+
+def test_stale_outputs_are_caught():
+    nb = sync.normalized(nbformat.read(NOTEBOOKS[0], as_version=4), NOTEBOOKS[0].name, REPOSITORY, strip=True)
+    code = [cell for cell in nb.cells if cell.cell_type == "code"]
+    for count, cell in enumerate(code, start=1):
+        cell.execution_count, cell.outputs = count, [nbformat.v4.new_output("stream", text="ran\n")]
+    assert sync.stale(nb) == ["a code cell or course_utils changed since the outputs were made"]  # no fingerprint
+    nb.metadata["course"] = {"size": "cpu", "fingerprint": sync.fingerprint(nb)}
+    assert sync.stale(nb) == []
+    code[1].source += "\n"  # an edited cell
+    assert sync.stale(nb) == ["a code cell or course_utils changed since the outputs were made"]
+    code[1].source = code[1].source[:-1]
+    code[0].execution_count, code[1].execution_count = 2, 1
+    code[2].outputs.append(nbformat.v4.new_output("error", ename="ValueError", evalue="x", traceback=[]))
+    assert sync.stale(nb) == [
+        "code cell 2 shows an error",
+        "the execution counts are not 1, 2, 3, ... in order (cells were run out of order)",
+    ]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)

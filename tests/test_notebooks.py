@@ -134,7 +134,20 @@ def test_run_notebooks_tool(tmp_path: Path, capsys, monkeypatch):
     nbformat.write(chatty, tmp_path / "98_chatty.ipynb")
     assert run_notebooks.run(tmp_path / "98_chatty.ipynb", "smoke", tmp_path / "out", 60, follow=True)[0]
     echoed = [line for line in capsys.readouterr().out.splitlines() if "|" in line]
-    assert [line.split("| ", 1)[1] for line in echoed] == ["epoch 1", "epoch 2"]  # each printed line, as it came
+    # Each printed line, as it came; the setup cell and cu.env.finish() are added as in every notebook.
+    assert [line.split("| ", 1)[1] for line in echoed][1:-1] == ["epoch 1", "epoch 2"]
 
     with pytest.raises(SystemExit, match="No notebook starts with 99"):
         run_notebooks.select(["99"])
+
+    # --write: the outputs go into the notebook, with the fingerprint of the code that made them.
+    shipped = tmp_path / "97_shipped.ipynb"
+    nbformat.write(
+        nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(f"print({str(ROOT)!r} + '/data/x')")]), shipped
+    )
+    assert run_notebooks.run(shipped, "smoke", tmp_path / "out", 60, write=True)[0]
+    written = nbformat.read(shipped, as_version=4)
+    assert written.metadata["course"]["size"] == "smoke" and run_notebooks.sync_notebooks.stale(written) == []
+    printed = [o.text for c in written.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "stream"]
+    assert printed[0].startswith("Size 'smoke' on CPU") and "data/x\n" in printed and str(ROOT) not in "".join(printed)
+    assert printed[-1].startswith("This notebook ran in ")  # the first output says where, the last how long

@@ -7,12 +7,15 @@ before a class, say), and see how long each notebook takes.
     python tools/run_notebooks.py --size cpu 06 07        # the cpu size, notebooks whose names start with 06 and 07
     python tools/run_notebooks.py --size cpu --follow 06  # ... and echo what the cells print as it comes
     python tools/run_notebooks.py --solutions 04          # with every exercise's solution in the learner's cell
+    python tools/run_notebooks.py --size cpu --write      # run the course and commit-ready outputs into notebooks/
 
 Each finished cell prints a line (elapsed time, the end of its printed output).
 With ``--follow`` every line a cell prints is echoed as soon as it is printed,
 so a long training cell shows its epochs one by one. The executed copies,
 outputs and figures included, are written to ``data/executed/`` (not tracked
-by git); the notebooks in ``notebooks/`` are left untouched. Training runs
+by git); the notebooks in ``notebooks/`` are left untouched, unless ``--write``
+puts each notebook that ran through back there with its outputs and a
+fingerprint of the code that made them (``tools/sync_notebooks.py`` checks it). Training runs
 checkpoint as usual, so a run that is stopped continues where it stopped
 when started again. Exits 1 if any notebook failed.
 """
@@ -31,6 +34,9 @@ import nbclient
 import nbformat
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import sync_notebooks  # noqa: E402  (a script beside this one)
+
 NOTEBOOKS = ROOT / "notebooks"
 SIZES = ("smoke", "cpu", "gpu")
 
@@ -89,16 +95,30 @@ class FollowingClient(nbclient.NotebookClient):
 
 
 def run(
-    path: Path, size: str, out_dir: Path, cell_timeout: int | None, follow: bool = False, solutions: bool = False
+    path: Path,
+    size: str,
+    out_dir: Path,
+    cell_timeout: int | None,
+    follow: bool = False,
+    solutions: bool = False,
+    write: bool = False,
 ) -> tuple[bool, float]:
     """Execute one notebook at ``size`` in its own kernel; return ``(passed, seconds)``. ``follow``: echo output;
-    ``solutions``: paste the exercises' solutions into the learner's cells first."""
-    notebook = nbformat.read(path, as_version=4)
+    ``solutions``: paste the exercises' solutions into the learner's cells first; ``write``: if it passed, write
+    it back to ``path`` with its outputs (the exercises as learners get them: ``solutions`` must be off)."""
+    if write and solutions:
+        raise ValueError("--write ships the notebooks as learners get them: leave out --solutions.")
+    notebook = sync_notebooks.normalized(
+        nbformat.read(path, as_version=4), path.name, sync_notebooks.repository_url(), strip=True
+    )
+    made_from = sync_notebooks.fingerprint(notebook)
     if solutions:
         notebook = with_solutions(notebook)
     env = dict(os.environ, MPLBACKEND="module://matplotlib_inline.backend_inline")  # figures inline, never a GUI
     env.pop("COURSE_SMOKE", None)
     env["COURSE_SIZE"] = size
+    if write:
+        env["TQDM_DISABLE"] = "1"  # progress bars are for watching a run; the epoch lines stay in the outputs
     start = time.perf_counter()
 
     def on_cell_executed(cell, cell_index: int, **_) -> None:
@@ -122,7 +142,27 @@ def run(
     seconds = time.perf_counter() - start
     out_dir.mkdir(parents=True, exist_ok=True)
     nbformat.write(notebook, out_dir / path.name)
+    if write and passed:
+        notebook.metadata["course"] = {"size": size, "fingerprint": made_from, "minutes": round(seconds / 60, 1)}
+        for cell in notebook.cells:
+            for output in cell.get("outputs", []):
+                _relative_paths(output)
+        path.write_text(nbformat.writes(notebook) + "\n", encoding="utf-8")
     return passed, seconds
+
+
+def _relative_paths(output: nbformat.NotebookNode) -> None:
+    """Paths printed in an output, as a reader of the repository sees them: relative to it, or $COURSE_DATA_DIR."""
+    places = [(str(ROOT) + os.sep, "")]
+    if os.environ.get("COURSE_DATA_DIR"):
+        places.insert(0, (str(Path(os.environ["COURSE_DATA_DIR"]).resolve()), "$COURSE_DATA_DIR"))
+    texts = [("text", output)] if "text" in output else []
+    texts += [(key, output["data"]) for key in ("text/plain",) if key in output.get("data", {})]
+    for key, holder in texts:
+        text = holder[key] if isinstance(holder[key], str) else "".join(holder[key])
+        for where, shown in places:
+            text = text.replace(where, shown)
+        holder[key] = text
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -133,12 +173,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cell-timeout", type=int, default=None, help="seconds a cell may take (default: no limit)")
     parser.add_argument("--follow", action="store_true", help="echo every line the cells print, as it is printed")
     parser.add_argument("--solutions", action="store_true", help="paste each solution into its exercise cell")
+    parser.add_argument("--write", action="store_true", help="write each notebook that ran back, with its outputs")
     args = parser.parse_args(argv)
 
     results = []
     for path in select(args.notebooks):
         print(f"{path.name} (size {args.size})", flush=True)
-        results.append((path.name, *run(path, args.size, args.out, args.cell_timeout, args.follow, args.solutions)))
+        results.append(
+            (path.name, *run(path, args.size, args.out, args.cell_timeout, args.follow, args.solutions, args.write))
+        )
 
     print(f"\n{'notebook':40s} {'size':6s} {'result':7s} {'time':>9s}")
     for name, passed, seconds in results:

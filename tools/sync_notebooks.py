@@ -1,4 +1,4 @@
-"""Rewrite every notebook's Colab badge, setup cell and metadata from one template.
+"""Rewrite every notebook's Colab badge, setup cell, last line and metadata from one template.
 
 The repository address lives in one place, ``pyproject.toml``'s
 ``[project.urls] Repository``. This script puts, at the top of each notebook in
@@ -8,19 +8,24 @@ The repository address lives in one place, ``pyproject.toml``'s
    (the rest of that cell, the title and intro, is kept), and
 2. the setup code cell (on Colab: pip-install ``course_utils`` from the
    repository, non-editable, upgrading nothing already there; locally: import
-   it from the checkout).
+   it from the checkout);
 
-It also collapses exercise solutions (JupyterLab and Colab), strips outputs,
-execution counts and widget state, and sets the notebook metadata Colab needs
-(a Python 3 kernel; a T4 GPU for the notebooks that train).
+and, at the end, ``cu.env.finish()``, which prints how long the notebook took.
+It also collapses exercise solutions (JupyterLab and Colab), drops widget state,
+and sets the notebook metadata Colab needs (a Python 3 kernel; a T4 GPU for the
+notebooks that train). Outputs are kept: ``tools/run_notebooks.py --write`` makes
+them, with a fingerprint of what made them (:func:`fingerprint`), and
+:func:`stale` says when they no longer match the code.
 
     python tools/sync_notebooks.py           # rewrite in place
     python tools/sync_notebooks.py --check   # exit 1 and list what would change
+    python tools/sync_notebooks.py --strip   # ... and remove every output
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import re
 import sys
 from pathlib import Path
@@ -38,6 +43,7 @@ BRANCH = "main"
 BADGE_RE = re.compile(r"^\[!\[Open In Colab\]\([^)]*\)\]\([^)]*\)\s*\n*")
 SOLUTION_TITLE = "# @title Solution (double-click to show the code)"
 SETUP_MARKER = "# Setup (Colab and local alike)"
+FINISH = "cu.env.finish()  # how long this notebook took, and where"
 
 SETUP_TEMPLATE = """{marker}: on Colab, install course_utils from the course repository
 # without upgrading torch, numpy, matplotlib or ipywidgets; locally, use the checkout.
@@ -88,8 +94,34 @@ def trains(source: str) -> bool:
     return "cu.train.fit(" in source or "train_ddp.py" in source
 
 
-def normalized(nb: nbformat.NotebookNode, name: str, repo: str) -> nbformat.NotebookNode:
-    """``nb`` with badge, setup cell, metadata and no outputs, as it should be committed."""
+def fingerprint(nb: nbformat.NotebookNode) -> str:
+    """What a notebook's outputs were made from: the source of every code cell, and every file of course_utils."""
+    digest = hashlib.sha256()
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            digest.update(cell.source.encode() + b"\0")
+    for path in sorted((ROOT / "course_utils").rglob("*.py")):
+        digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def stale(nb: nbformat.NotebookNode) -> list[str]:
+    """Why a notebook's outputs cannot be trusted (an empty list: no outputs, or fresh ones)."""
+    code = [cell for cell in nb.cells if cell.cell_type == "code"]
+    if not any(cell.outputs for cell in code):
+        return ["execution metadata without outputs"] if "course" in nb.metadata else []
+    reasons = []
+    if nb.metadata.get("course", {}).get("fingerprint") != fingerprint(nb):
+        reasons.append("a code cell or course_utils changed since the outputs were made")
+    errors = [i for i, cell in enumerate(code) for out in cell.outputs if out.output_type == "error"]
+    reasons += [f"code cell {i} shows an error" for i in errors[:3]]
+    if [cell.execution_count for cell in code] != list(range(1, len(code) + 1)):
+        reasons.append("the execution counts are not 1, 2, 3, ... in order (cells were run out of order)")
+    return reasons
+
+
+def normalized(nb: nbformat.NotebookNode, name: str, repo: str, strip: bool = False) -> nbformat.NotebookNode:
+    """``nb`` with badge, setup cell, last line and metadata, as it should be committed (``strip``: no outputs)."""
     cells = nb.cells
     if not cells or cells[0].cell_type != "markdown":
         cells.insert(0, nbformat.v4.new_markdown_cell(f"# {name}"))
@@ -98,14 +130,22 @@ def normalized(nb: nbformat.NotebookNode, name: str, repo: str) -> nbformat.Note
         cells[1].source = setup_source(repo)
     else:
         cells.insert(1, nbformat.v4.new_code_cell(setup_source(repo)))
+    last = cells[-1]
+    if last.cell_type != "code" or not last.source.startswith("cu.checks.summary()"):
+        last = nbformat.v4.new_code_cell("")
+        cells.append(last)
+    if not last.source.endswith(FINISH):
+        last.source = f"{last.source.rstrip()}\n{FINISH}".lstrip()
     for cell in cells:
         cell.metadata = {k: v for k, v in cell.metadata.items() if k in ("tags", "jupyter", "cellView")}
         if "solution" in cell.metadata.get("tags", []):
             hide_solution(cell)
-        if cell.cell_type == "code":
+        if cell.cell_type == "code" and strip:
             cell.outputs = []
             cell.execution_count = None
+    executed = {} if strip or "course" not in nb.metadata else {"course": nb.metadata["course"]}
     nb.metadata = {
+        **executed,
         "colab": {"provenance": [], "toc_visible": True},
         "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
         "language_info": {"name": "python"},
@@ -121,13 +161,14 @@ def normalized(nb: nbformat.NotebookNode, name: str, repo: str) -> nbformat.Note
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if a notebook is out of date")
+    parser.add_argument("--strip", action="store_true", help="remove every output and execution count")
     parser.add_argument("paths", nargs="*", type=Path, help="notebooks (default: notebooks/*.ipynb)")
     args = parser.parse_args(argv)
     repo = repository_url()
     stale = []
     for path in args.paths or sorted(NOTEBOOKS.glob("*.ipynb")):
         text = path.read_text(encoding="utf-8")
-        nb = normalized(nbformat.reads(text, as_version=4), path.name, repo)
+        nb = normalized(nbformat.reads(text, as_version=4), path.name, repo, strip=args.strip)
         new_text = nbformat.writes(nb) + "\n"
         if new_text != text:
             stale.append(path)
