@@ -215,3 +215,19 @@ def test_ruff_format():
     assert result.returncode == 0, (
         f"ruff format --check {' '.join(LINTED)} (run `ruff format`):\n{result.stdout}{result.stderr}"
     )
+
+
+def test_every_notebook_that_trains_has_a_gpu_estimate():
+    estimate_gpu = load_tool("estimate_gpu")
+    training = {
+        path.stem[:2]
+        for path in NOTEBOOKS
+        if any(sync.trains(c.source) for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+    }
+    assert set(estimate_gpu.RUNS) == training
+    run = estimate_gpu.Run(lambda: estimate_gpu.cu.models.cifar_resnet(8), (3, 32, 32), 100, 10, 2, 50, count=3)
+    flops, seconds = estimate_gpu.estimate(run)
+    forward = estimate_gpu.cu.inspect.count_flops(run.build(), (1, 3, 32, 32))
+    assert flops == 3 * 2 * forward * (3 * 100 + 10)  # 3 runs x 2 epochs x (3 passes per training image + test)
+    floor = 3 * 2 * 2 * estimate_gpu.step_operations(run.build, run.shape) * estimate_gpu.LAUNCH_SECONDS
+    assert seconds["H100"] == pytest.approx(max(floor, flops / (989e12 * estimate_gpu.GPUS["H100"][1])))
