@@ -53,6 +53,12 @@ def test_notebooks_are_synced():
     )
 
 
+def test_every_notebook_ends_with_finish_once():
+    for path in NOTEBOOKS:
+        sources = [c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+        assert sources[-1].endswith(sync.FINISH) and sum(sync.FINISH in s for s in sources) == 1, path.name
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
 def test_outputs_are_fresh_or_absent(path: Path):
     why = sync.stale(nbformat.read(path, as_version=4))

@@ -131,11 +131,10 @@ def normalized(nb: nbformat.NotebookNode, name: str, repo: str, strip: bool = Fa
     else:
         cells.insert(1, nbformat.v4.new_code_cell(setup_source(repo)))
     last = cells[-1]
-    if last.cell_type != "code" or not last.source.startswith("cu.checks.summary()"):
-        last = nbformat.v4.new_code_cell("")
-        cells.append(last)
-    if not last.source.endswith(FINISH):
-        last.source = f"{last.source.rstrip()}\n{FINISH}".lstrip()
+    if last.cell_type == "code" and last.source.startswith("cu.checks.summary()") and FINISH not in last.source:
+        last.source = f"{last.source.rstrip()}\n{FINISH}"  # the exercises' summary, then the time
+    elif last.cell_type != "code" or FINISH not in last.source:
+        cells.append(nbformat.v4.new_code_cell(FINISH))
     for cell in cells:
         cell.metadata = {k: v for k, v in cell.metadata.items() if k in ("tags", "jupyter", "cellView")}
         if "solution" in cell.metadata.get("tags", []):
