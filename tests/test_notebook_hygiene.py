@@ -231,6 +231,8 @@ def test_every_notebook_that_trains_has_a_gpu_estimate():
         if any(sync.trains(c.source) for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
     }
     assert set(estimate_gpu.RUNS) == training
+    stale = estimate_gpu.updated(write=False)  # each intro's time line and the README's table, from the outputs
+    assert not stale, f"Times out of date in {stale}: run `python tools/estimate_gpu.py --write`."
     run = estimate_gpu.Run(lambda: estimate_gpu.cu.models.cifar_resnet(8), (3, 32, 32), 100, 10, 2, 50, count=3)
     flops, seconds = estimate_gpu.estimate(run)
     forward = estimate_gpu.cu.inspect.count_flops(run.build(), (1, 3, 32, 32))

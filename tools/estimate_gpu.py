@@ -1,6 +1,8 @@
 """How long each notebook's training would take at the gpu size: an estimate from counted FLOPs, not a measurement.
 
     python tools/estimate_gpu.py          # a table: notebook, training FLOPs, minutes on a T4, an A100, an H100
+    python tools/estimate_gpu.py --write  # ... into the README's time table and each notebook's intro, beside the
+                                          # cpu time measured by `tools/run_notebooks.py --size cpu --write`
 
 For every network a notebook trains at the gpu size (``RUNS``: the values its ``env.pick(gpu=...)`` gives),
 
@@ -19,11 +21,15 @@ on your GPU with ``tools/run_notebooks.py --size gpu``.
 
 from __future__ import annotations
 
+import argparse
+import functools
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import nbformat
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -121,6 +127,7 @@ def estimate(run: Run) -> tuple[float, dict[str, float]]:
     return flops, {gpu: max(flops / (peak * share), floor) for gpu, (peak, share) in GPUS.items()}
 
 
+@functools.cache
 def notebook_estimates() -> dict[str, tuple[float, dict[str, float]]]:
     """``{notebook: (training FLOPs, {gpu: seconds})}`` for every notebook that trains."""
     table = {}
@@ -130,12 +137,96 @@ def notebook_estimates() -> dict[str, tuple[float, dict[str, float]]]:
     return table
 
 
-def main() -> int:
+ROOT = Path(__file__).resolve().parent.parent
+TIME_LINE = "**Time:**"
+TABLE_START, TABLE_END = "<!-- times: tools/estimate_gpu.py --write -->", "<!-- /times -->"
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else "under 1 min"
+
+
+def measured(nb: nbformat.NotebookNode) -> dict | None:
+    """What ``tools/run_notebooks.py --size cpu --write`` recorded: minutes, device, torch version; or None."""
+    course = nb.metadata.get("course", {})
+    return course if course.get("size") == "cpu" else None
+
+
+def time_line(number: str, nb: nbformat.NotebookNode) -> str:
+    """The intro's line: the cpu time measured, the gpu time estimated."""
+    run = measured(nb)
+    cpu = f"{run['minutes']:.1f} min at the cpu size on a {run['device']} (measured)" if run else "not measured yet"
+    if number not in RUNS:
+        return f"{TIME_LINE} {cpu}; nothing is trained, so a GPU adds little."
+    seconds = notebook_estimates()[number][1]
+    gpu = ", ".join(
+        f"{_minutes(seconds[name])} on an {name}" if name[0] in "AH" else f"{_minutes(seconds[name])} on a {name}"
+        for name in GPUS
+    )
+    return f"{TIME_LINE} {cpu}; at the gpu size about {gpu} (estimated from counted FLOPs: see the README)."
+
+
+def readme_table(notebooks: list[Path]) -> str:
+    """The README's table of times, one row per notebook."""
+    rows = [f"| notebook | cpu size, measured | gpu size, estimated: {', '.join(GPUS)} |", "| --- | --- | --- |"]
+    for path in notebooks:
+        nb, number = nbformat.read(path, as_version=4), path.stem[:2]
+        run = measured(nb)
+        cpu = f"{run['minutes']:.1f} min" if run else "not measured"
+        gpu = (
+            " / ".join(_minutes(notebook_estimates()[number][1][g]) for g in GPUS) if number in RUNS else "no training"
+        )
+        rows.append(f"| {path.stem} | {cpu} | {gpu} |")
+    devices = sorted(
+        {m["device"] + ", torch " + m["torch"] for p in notebooks if (m := measured(nbformat.read(p, as_version=4)))}
+    )
+    shares = ", ".join(f"{g} {share:.0%} of {peak / 1e12:.0f} TFLOP/s" for g, (peak, share) in GPUS.items())
+    rows += [
+        "",
+        f"Measured on: {'; '.join(devices) or 'nothing yet'}, with `python tools/run_notebooks.py --size cpu --write`.",
+    ]
+    rows += [
+        f"Estimated, never measured, by `python tools/estimate_gpu.py`: {shares} of the dense 16-bit peak, "
+        f"and at least {LAUNCH_SECONDS * 1e6:.0f} µs per operation of a training step."
+    ]
+    return "\n".join(rows)
+
+
+def updated(write: bool) -> list[str]:
+    """Bring the intros' time lines and the README's table up to date (``write``); return what was stale."""
+    notebooks, stale = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")), []
+    for path in notebooks:
+        nb = nbformat.read(path, as_version=4)
+        intro, line = nb.cells[0], time_line(path.stem[:2], nb)
+        kept = [text for text in intro.source.split("\n\n") if not text.startswith(TIME_LINE)]
+        source = "\n\n".join([*kept, line])
+        if source != intro.source:
+            stale.append(path.name)
+            if write:
+                intro.source = source
+                path.write_text(nbformat.writes(nb) + "\n", encoding="utf-8")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    pattern = re.compile(re.escape(TABLE_START) + ".*?" + re.escape(TABLE_END), re.S)
+    table = f"{TABLE_START}\n{readme_table(notebooks)}\n{TABLE_END}"
+    if pattern.search(readme) is None or pattern.search(readme).group(0) != table:
+        stale.append("README.md")
+        if write:
+            (ROOT / "README.md").write_text(pattern.sub(lambda _: table, readme), encoding="utf-8")
+    return stale
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--write", action="store_true", help="update the README's table and the notebooks' intros")
+    args = parser.parse_args(argv)
     print(f"{'notebook':9s} {'training FLOPs':>15s} " + " ".join(f"{gpu + ' (est.)':>12s}" for gpu in GPUS))
     for notebook, (flops, seconds) in notebook_estimates().items():
         print(f"{notebook:9s} {flops:15.2e} " + " ".join(f"{seconds[gpu] / 60:10.1f} min" for gpu in GPUS))
     shares = ", ".join(f"{gpu} {share:.0%} of {peak / 1e12:.0f} TFLOP/s" for gpu, (peak, share) in GPUS.items())
     print(f"Assumed: {shares}; at least {LAUNCH_SECONDS * 1e6:.0f} us per operation of a step.")
+    if args.write:
+        for name in updated(write=True):
+            print(f"updated: {name}")
     return 0
 
 

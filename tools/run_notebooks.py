@@ -32,10 +32,14 @@ from pathlib import Path
 
 import nbclient
 import nbformat
+import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import sync_notebooks  # noqa: E402  (a script beside this one)
+
+sys.path.insert(0, str(ROOT))
+from course_utils import env as cu_env  # noqa: E402
 
 NOTEBOOKS = ROOT / "notebooks"
 SIZES = ("smoke", "cpu", "gpu")
@@ -143,12 +147,22 @@ def run(
     out_dir.mkdir(parents=True, exist_ok=True)
     nbformat.write(notebook, out_dir / path.name)
     if write and passed:
-        notebook.metadata["course"] = {"size": size, "fingerprint": made_from, "minutes": round(seconds / 60, 1)}
+        notebook.metadata["course"] = {
+            **{"size": size, "fingerprint": made_from, "minutes": round(seconds / 60, 1)},
+            **{"device": _machine(), "torch": torch.__version__.split("+")[0]},
+        }
         for cell in notebook.cells:
             for output in cell.get("outputs", []):
                 _relative_paths(output)
         path.write_text(nbformat.writes(notebook) + "\n", encoding="utf-8")
     return passed, seconds
+
+
+def _machine() -> str:
+    """This machine's CPU, as a reader names it: "2-core Intel(R) Xeon(R) Processor"."""
+    described = cu_env.describe_device(torch.device("cpu"))  # "CPU <model> (<n> cores, <t> torch threads)"
+    model = described.removeprefix("CPU ").rsplit(" (", 1)[0]
+    return f"{os.cpu_count()}-core {model}"
 
 
 def _relative_paths(output: nbformat.NotebookNode) -> None:

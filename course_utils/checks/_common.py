@@ -29,7 +29,7 @@ def expect_close(got: torch.Tensor, expected: torch.Tensor, what: str, hint: str
     err = (got.detach().double() - expected.detach().double()).abs().max().item() if got.numel() else 0.0
     if not err <= atol:
         raise AssertionError(
-            f"{what}: values differ from the reference by up to {err:.3g} (allowed {atol}). Hint: {hint}"
+            f"{what}: values differ from the reference by up to {err:.3g} (allowed {atol:.2g}). Hint: {hint}"
         )
 
 
