@@ -40,6 +40,7 @@ def exercises() -> list[tuple[str, str, str, str, str]]:
     found = []
     for path in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
         cells = [c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+        earlier = ""  # the notebook's solutions so far: a later exercise may use them (02's BatchNorm2d, bn_forward)
         for i, source in enumerate(cells):
             if "# YOUR CODE HERE" not in source:
                 continue
@@ -52,7 +53,8 @@ def exercises() -> list[tuple[str, str, str, str, str]]:
             )
             assert solution.startswith("# @title Solution"), f"{path.name}: no solution cell after {name}'s check"
             assert solution_body(solution)[0] == name, f"{path.name}: {name}'s solution does not stand in for it"
-            found.append((path.stem[:2], name, source, solution_body(solution)[1], called.group(1)))
+            found.append((path.stem[:2], name, source, earlier + solution_body(solution)[1], called.group(1)))
+            earlier += solution_body(solution)[1] + "\n"
         if found and found[-1][0] == path.stem[:2]:
             assert cells[-1].startswith("cu.checks.summary()"), f"{path.name}: its last cell is not the summary"
     return found
@@ -94,17 +96,6 @@ def _wrong_output_grad_norms(model, x, y):
     return {n: m.weight.grad.norm().item() for n, m in model.named_modules() if isinstance(m, nn.Conv2d)}
 
 
-def _wrong_bn_forward(x, gamma, beta, eps=1e-5):
-    mean = x.mean(dim=(0, 2, 3), keepdim=True)
-    var = x.var(dim=(0, 2, 3), unbiased=False, keepdim=True)
-    return (x - mean) / (var.sqrt() + eps) * gamma.view(1, -1, 1, 1) + beta.view(1, -1, 1, 1)  # eps outside
-
-
-def _wrong_running_stats(running_mean, running_var, x, momentum=0.1):
-    mean, var = x.mean(dim=(0, 2, 3)), x.var(dim=(0, 2, 3), unbiased=False)  # the biased variance
-    return (1 - momentum) * running_mean + momentum * mean, (1 - momentum) * running_var + momentum * var
-
-
 def _wrong_pad_shortcut(x, stride, extra_channels):
     kept = x[:, :, ::stride, ::stride]
     zeros = kept.new_zeros(kept.shape[0], extra_channels, *kept.shape[2:])
@@ -113,10 +104,6 @@ def _wrong_pad_shortcut(x, stride, extra_channels):
 
 def _wrong_bottleneck_flops(channels, width, size, stride=1):
     return 2 * size * size * (channels * width + 9 * width * width + width * channels)  # the stride forgotten
-
-
-def _wrong_conv_output_size(size, kernel, stride=1, padding=0):
-    return (size - kernel) // stride + 1  # padding forgotten
 
 
 def _wrong_random_crop_flip(images, shifts, flips, padding):
@@ -131,10 +118,6 @@ def _wrong_smooth_cross_entropy(logits, targets, smoothing):
 
 def _wrong_step_lr(step, base_lr, milestones, gamma=0.1):
     return base_lr * gamma ** sum(1 for m in milestones if step > m)  # one step late at each milestone
-
-
-def _wrong_grouped_conv_params(in_channels, out_channels, kernel_size, groups):
-    return kernel_size * kernel_size * in_channels * out_channels  # groups ignored
 
 
 def _wrong_channel_plan(num_init_features, growth_rate, block_config):
@@ -173,15 +156,11 @@ class _PreActBlockReluAfterAdd(nn.Module):
 MISTAKES = {
     "channel_mean_std": (_wrong_channel_mean_std, "255 times too large"),
     "output_grad_norms": (_wrong_output_grad_norms, "with respect to the layer.s .output. .not its weight."),
-    "bn_forward": (_wrong_bn_forward, "eps goes inside the square root"),
-    "update_running_stats": (_wrong_running_stats, "biased batch variance"),
     "pad_shortcut": (_wrong_pad_shortcut, "channels of zeros after the existing ones"),
     "bottleneck_flops": (_wrong_bottleneck_flops, "the 3x3 has the stride"),
-    "conv_output_size": (_wrong_conv_output_size, "pad the input on both sides"),
     "random_crop_flip": (_wrong_random_crop_flip, "mirror it left-right"),
     "smooth_cross_entropy": (_wrong_smooth_cross_entropy, "the smoothed target"),
     "step_lr": (_wrong_step_lr, "MultiStepLR"),
-    "grouped_conv_params": (_wrong_grouped_conv_params, "separate convolutions"),
     "channel_plan": (_wrong_channel_plan, "the transition after it"),
     "rgb_conv_to_grey": (_wrong_rgb_conv_to_grey, "sums its three channel slices"),
     "PreActBlock": (_PreActBlockReluAfterAdd, "remove the ReLU after the addition"),

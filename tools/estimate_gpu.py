@@ -76,7 +76,7 @@ RUNS = {  # notebook -> its gpu-size training runs
         Run(_cifar(20, residual=False), CIFAR, 50_000, 10_000, 20, 256),
         Run(_cifar(56, residual=False), CIFAR, 50_000, 10_000, 20, 256),
     ],
-    "02": [Run(_cifar(20, residual=False), CIFAR, 50_000, 10_000, 10, 256, count=4)],
+    "02": [Run(_cifar(20, residual=False), CIFAR, 50_000, 10_000, 10, 256, count=5)],  # 4 runs and noisy BN
     "03": [Run(_cifar(20), CIFAR, 50_000, 10_000, 20, 512, count=5)],
     "06": [Run(_cifar(20), CIFAR, 50_000, 10_000, 60, 512), Run(_cifar(20), CIFAR, 10_000, 2_000, 4, 512, count=3)],
     "07": [Run(_cifar(d, residual=r), CIFAR, 50_000, 10_000, 32, 128) for d in (20, 56) for r in (False, True)],

@@ -1,70 +1,112 @@
-"""Checks for notebook 02 (batch normalization): the training-mode forward and the running-statistics update."""
+"""Checks for notebook 02 (batch normalization): the training-mode forward, the running statistics, the module."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from ._common import expect_answer, expect_close, passed
+from ._common import expect_answer, expect_close, expect_equal, passed
 from ._exercise import exercise
 
+_AXES = "one mean and one variance per channel, over the batch and the pixels: dim=(0, 2, 3)."
+_WAY = "momentum weighs the NEW batch: (1 - momentum) * running + momentum * the batch's value."
+_BIASED = "the running variance takes the unbiased batch variance, x.var(dim=(0, 2, 3), unbiased=True)."
+_EVAL = "in eval mode (self.training False) use running_mean and running_var, and leave them as they are."
+_NAMES = "parameters weight and bias; buffers running_mean, running_var, num_batches_tracked (register_buffer)."
+_COUNT = "add 1 to num_batches_tracked at each training step."
+_GRAD = "let autograd see it: no .detach(), .item() or torch.no_grad(), except around the running statistics' update."
 
-def _reject_slips(got: object, slips: dict[str, torch.Tensor], what: str) -> None:
-    """Raise with the hint that fixes a slip if ``got`` is what that slip computes (``slips``: {hint: its result})."""
-    for hint, wrong in slips.items():
-        if isinstance(got, torch.Tensor) and got.shape == wrong.shape and torch.allclose(got.detach().double(), wrong):
-            raise AssertionError(f"{what} does not match the reference. Hint: {hint}")
+
+def _bn(x, g, b, eps, dims=(0, 2, 3), correction=0, outside=False):
+    """Batch norm of ``x``, or with other arguments what a slip computes: other dims, n - 1, eps outside the root."""
+    std = x.var(dims, correction=correction, keepdim=True).sqrt()
+    std = std + eps if outside else (std**2 + eps).sqrt()
+    return (x - x.mean(dims, keepdim=True)) / std * g.view(1, -1, 1, 1) + b.view(1, -1, 1, 1)
+
+
+def _expect(got, want, what: str, hint: str, slips=()) -> None:
+    """expect_close; on a mismatch, the hint of the slip ((hint, what it computes) pairs) that gives ``got``."""
+    try:
+        expect_close(got, want, what, hint)
+    except AssertionError as e:  # only then: a right float32 answer is never taken for a slip
+        close = lambda w: got.shape == w.shape and torch.allclose(got.detach().double(), w.double(), 1e-4, 1e-6)
+        found = [h for h, w in slips if isinstance(got, torch.Tensor) and close(w)]
+        raise AssertionError(f"{what} does not match the reference. Hint: {found[0]}" if found else str(e)) from None
+
+
+def _expect_running(got, want, before, x, m: float, what: str, train: bool = True) -> None:
+    """The running (mean, var) after a step on ``x`` from ``before``: a training step updates them, eval leaves them."""
+    step = lambda old, new, w=m: (1 - w) * old + w * new
+    for i, (name, new) in enumerate([("mean", x.mean((0, 2, 3))), ("variance", x.var((0, 2, 3)))]):
+        slips = [(_EVAL, step(before[i], new))] * (not train) + [(_WAY, step(before[i], new, 1 - m))]
+        slips += [(_BIASED, step(before[1], x.var((0, 2, 3), correction=0)))] * i
+        _expect(got[i], want[i], f"the running {name} {what}", (_BIASED if i else _WAY) if train else _EVAL, slips)
 
 
 @exercise("bn_forward")
 def check_bn_forward(bn_forward) -> None:
-    """``bn_forward(x, gamma, beta, eps)``: training-mode batch norm, outputs and gradients against F.batch_norm."""
-    generator = torch.Generator().manual_seed(0)
+    """``bn_forward(x, gamma, beta, eps)``: training-mode batch norm, outputs and d/dx against F.batch_norm."""
+    gen = torch.Generator().manual_seed(0)
     for shape, eps, scale in [((4, 3, 5, 5), 1e-5, 1.0), ((2, 6, 3, 4), 1e-5, 3.0), ((3, 4, 6, 6), 0.1, 0.05)]:
-        x = torch.randn(shape, generator=generator, dtype=torch.float64) * scale + 1  # scale 0.05: eps matters
-        gamma, beta = (torch.randn(shape[1], generator=generator, dtype=torch.float64) for _ in range(2))
-        inputs, reference = ([t.clone().requires_grad_(True) for t in (x, gamma, beta)] for _ in range(2))
-        got, what = bn_forward(*inputs, eps=eps), f"bn_forward on x of shape {shape} (eps={eps})"
+        x = torch.randn(shape, generator=gen, dtype=torch.float64) * scale + 1  # scale 0.05: eps matters
+        g, b = torch.randn(2, shape[1], generator=gen, dtype=torch.float64)
+        mine, ref = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+        got, what = bn_forward(mine, g, b, eps=eps), f"bn_forward on x of shape {shape} (eps={eps})"
         expect_answer(got, "bn_forward")
-        g, b, mean = gamma.view(1, -1, 1, 1), beta.view(1, -1, 1, 1), x.mean(dim=(0, 2, 3), keepdim=True)
-        var, unbiased = (x.var(dim=(0, 2, 3), correction=c, keepdim=True) for c in (0, 1))
-        slips = {
-            "gamma and beta are missing: return gamma * x_hat + beta.": (x - mean) / (var + eps).sqrt(),
-            "eps goes inside the square root: (x - mean) / sqrt(var + eps).": (x - mean) / (var.sqrt() + eps) * g + b,
-            "BN divides by n, not n - 1: x.var(..., unbiased=False).": (x - mean) / (unbiased + eps).sqrt() * g + b,
-            "statistics over the batch AND the pixels: dim=(0, 2, 3).": F.instance_norm(x, eps=eps) * g + b,
-        }
-        _reject_slips(got, slips, what)
-        expected = F.batch_norm(reference[0], None, None, *reference[1:], training=True, eps=eps)
-        expect_close(got, expected, what, "mean and biased variance per channel over dims (0, 2, 3).")
-        w = torch.randn(shape, generator=generator, dtype=torch.float64)  # a random loss: sum(out * w)
-        hint = "let autograd see it all: compute mean and var from x, no .detach(), .item() or torch.no_grad()."
-        grads = torch.autograd.grad((got * w).sum(), inputs, allow_unused=True) if got.requires_grad else [None] * 3
-        for name, mine, ref in zip(("x", "gamma", "beta"), grads, torch.autograd.grad((expected * w).sum(), reference)):
-            expect_close(torch.zeros_like(ref) if mine is None else mine, ref, f"{what}: d/d{name}", hint)
+        want = F.batch_norm(ref, None, None, g, b, training=True, eps=eps)
+        slips = [("eps goes inside the square root: (x - mean) / sqrt(var + eps).", _bn(x, g, b, eps, outside=True))]
+        slips += [("BN divides by n, not n - 1: x.var(..., unbiased=False).", _bn(x, g, b, eps, correction=1))]
+        slips += [("scale by gamma and shift by beta: gamma * x_hat + beta.", _bn(x, g**0, b * 0, eps))]
+        _expect(got, want, what, _AXES, slips + [(_AXES, _bn(x, g, b, eps, d)) for d in ((2, 3), (0,), (0, 1, 2, 3))])
+        w = torch.randn(shape, generator=gen, dtype=torch.float64)  # a random loss: sum(out * w)
+        grad = torch.autograd.grad((got * w).sum(), mine, allow_unused=True)[0] if got.requires_grad else None
+        want_grad = torch.autograd.grad((want * w).sum(), ref)[0]
+        expect_close(0 * x if grad is None else grad, want_grad, f"{what}: the gradient d/dx", _GRAD)
     passed("bn_forward matches F.batch_norm (training mode), outputs and gradients, on 3 random inputs.")
 
 
 @exercise("update_running_stats")
 def check_running_stats(update_running_stats) -> None:
     """``update_running_stats(running_mean, running_var, x, momentum)`` -> nn.BatchNorm2d's next buffers."""
-    generator = torch.Generator().manual_seed(1)
+    gen = torch.Generator().manual_seed(1)
     for shape, m in [((6, 3, 4, 4), 0.1), ((2, 5, 3, 3), 0.3), ((4, 4, 2, 5), 0.9)]:
-        x = torch.randn(shape, generator=generator) * 2 + 1
-        mean, var = torch.randn(shape[1], generator=generator), torch.rand(shape[1], generator=generator) + 0.5
-        want_mean, want_var = mean.clone(), var.clone()
-        F.batch_norm(x, want_mean, want_var, training=True, momentum=m)  # updates them in place, as nn.BatchNorm2d does
-        result = update_running_stats(mean.clone(), var.clone(), x.clone(), momentum=m)
-        expect_answer(result, "update_running_stats")
-        if not isinstance(result, (tuple, list)) or len(result) != 2:
-            raise AssertionError(f"expected a pair (new_mean, new_var), got {type(result).__name__}. Hint: return both")
-        what = f"for x of shape {shape}, momentum={m}"
-        wrong_way = (m * mean + (1 - m) * x.mean(dim=(0, 2, 3))).double()
-        hint = "momentum is the weight of the NEW batch: (1 - momentum) * running + momentum * batch value."
-        _reject_slips(result[0], {hint: wrong_way}, f"new running mean {what}")
-        expect_close(result[0], want_mean, f"new running mean {what}", hint)
-        biased = ((1 - m) * var + m * x.var(dim=(0, 2, 3), correction=0)).double()
-        hint = "the running estimate uses the unbiased variance, x.var(dim=(0, 2, 3), unbiased=True)."
-        _reject_slips(result[1], {f"you used the biased batch variance; {hint}": biased}, f"new running var {what}")
-        expect_close(result[1], want_var, f"new running variance {what}", hint)
+        x = torch.randn(shape, generator=gen) * 2 + 1
+        before = torch.randn(shape[1], generator=gen), torch.rand(shape[1], generator=gen) + 0.5
+        want = [t.clone() for t in before]
+        F.batch_norm(x, *want, training=True, momentum=m)  # updates them in place, as nn.BatchNorm2d does
+        got = update_running_stats(*(t.clone() for t in (*before, x)), momentum=m)
+        expect_answer(got, "update_running_stats")
+        if not isinstance(got, (tuple, list)) or len(got) != 2:
+            raise AssertionError(f"expected a pair (new_mean, new_var), got {type(got).__name__}. Hint: return both")
+        _expect_running(got, want, before, x, m, f"for x of shape {shape}, momentum={m}")
     passed("the running mean and variance match what nn.BatchNorm2d keeps on 3 random batches.")
+
+
+@exercise("BatchNorm2d")
+def check_batch_norm(cls) -> None:
+    """``cls(num_features, eps, momentum)``: swaps state dicts with nn.BatchNorm2d, then gives its outputs, buffers."""
+    gen, m, eps = torch.Generator().manual_seed(2), 0.2, 1e-3  # not the defaults: a constant in their place shows
+    batch = lambda: torch.randn(4, 3, 5, 5, generator=gen) * 2 + 1
+    buffers = lambda bn: (bn.running_mean, bn.running_var)
+    hint = "training: bn_forward(x, self.weight, self.bias, self.eps); eval: running_mean and running_var instead."
+    expect_answer(cls(3)(batch()), "BatchNorm2d(3)(x)", "the normalized x", hint)
+    ref, mine = nn.BatchNorm2d(3, eps=eps, momentum=m), cls(3, eps=eps, momentum=m)
+    with torch.no_grad():
+        for t in (ref.weight, ref.bias, *buffers(ref)):
+            t.uniform_(0.5, 1.5, generator=gen)  # not the initial values, which would hide a slip
+    try:
+        mine.load_state_dict(ref.state_dict())  # strict, both ways: the same names and shapes
+        nn.BatchNorm2d(3).load_state_dict(mine.state_dict())
+    except RuntimeError as e:
+        raise AssertionError(f"it cannot swap state dicts with nn.BatchNorm2d(3): {e} Hint: {_NAMES}") from None
+    expect_equal(sorted(n for n, _ in mine.named_parameters()), ["bias", "weight"], "its parameters", _NAMES)
+    for step, train in [(s, t) for s in (1, 2, 3) for t in (True, False)]:
+        x, before, what = batch(), [t.clone() for t in buffers(ref)], f"(step {step}, {'train' if train else 'eval'})"
+        got, want, g, b = mine.train(train)(x), ref.train(train)(x).detach(), ref.weight.detach(), ref.bias.detach()
+        slips = [(_AXES, _bn(x, g, b, eps, d)) for d in ((0,), (0, 1, 2, 3))] * train + [(_EVAL, _bn(x, g, b, eps))]
+        _expect(got, want, f"the output {what}", hint, slips)
+        expect_equal(got.requires_grad, True, f"output.requires_grad {what}", _GRAD)
+        _expect_running(buffers(mine), buffers(ref), before, x, m, what, train)
+        expect_equal(int(mine.num_batches_tracked), int(ref.num_batches_tracked), f"num_batches_tracked {what}", _COUNT)
+    passed("your BatchNorm2d swaps state dicts with nn.BatchNorm2d and matches it over 3 training and 3 eval steps.")
