@@ -3,9 +3,9 @@
 - notebooks are exactly what ``tools/sync_notebooks.py`` writes (badge, setup
   cell, last line, Colab metadata, no widget state), and lessons hold no test
   scaffolding;
-- a notebook's outputs, if it has any, are fresh: made by ``tools/run_notebooks.py
-  --write`` from the code cells and the course_utils of this commit, without errors,
-  cells run in order;
+- every notebook carries fresh outputs of a cpu-size run: made by
+  ``tools/run_notebooks.py --size cpu --write`` from the code cells and the
+  course_utils of this commit, without errors, cells run in order;
 - each notebook's badge and setup cell point at pyproject's Repository URL;
 - the setup cell's pip line neither upgrades nor installs editable, and the
   package's dependencies are bare lower bounds, so pip keeps Colab's versions;
@@ -60,12 +60,14 @@ def test_every_notebook_ends_with_finish_once():
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
-def test_outputs_are_fresh_or_absent(path: Path):
-    why = sync.stale(nbformat.read(path, as_version=4))
-    rerun = f"python tools/run_notebooks.py --size cpu --write {path.stem[:2]}"
-    assert not why, (
-        f"{path.name}: {'; '.join(why)}. Rerun `{rerun}`, or strip it: `python tools/sync_notebooks.py --strip`."
+def test_outputs_are_fresh(path: Path):
+    nb = nbformat.read(path, as_version=4)
+    rerun = (
+        f"Run `python tools/run_notebooks.py --size cpu --write {path.stem[:2]}`, then `tools/estimate_gpu.py --write`."
     )
+    assert nb.metadata.get("course", {}).get("size") == "cpu", f"{path.name} has no outputs of a cpu-size run. {rerun}"
+    why = sync.stale(nb)
+    assert not why, f"{path.name}: {'; '.join(why)}. {rerun}"
 
 
 def test_stale_outputs_are_caught():

@@ -142,12 +142,15 @@ def test_run_notebooks_tool(tmp_path: Path, capsys, monkeypatch):
 
     # --write: the outputs go into the notebook, with the fingerprint of the code that made them.
     shipped = tmp_path / "97_shipped.ipynb"
-    nbformat.write(
-        nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(f"print({str(ROOT)!r} + '/data/x')")]), shipped
-    )
+    cells = [f"print({str(ROOT)!r} + '/data/x')", "import ipywidgets\ndisplay(ipywidgets.IntSlider())"]
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells]), shipped)
     assert run_notebooks.run(shipped, "smoke", tmp_path / "out", 60, write=True)[0]
-    written = nbformat.read(shipped, as_version=4)
-    assert written.metadata["course"]["size"] == "smoke" and run_notebooks.sync_notebooks.stale(written) == []
+    written, sync = nbformat.read(shipped, as_version=4), run_notebooks.sync_notebooks
+    assert written.metadata["course"]["size"] == "smoke" and sync.stale(written) == []
+    resynced = sync.normalized(nbformat.read(shipped, as_version=4), shipped.name, sync.repository_url())
+    assert nbformat.writes(resynced) == nbformat.writes(written)  # committed as written: sync --check passes
+    widget = [o for c in written.cells if c.cell_type == "code" for o in c.outputs if "widget" in str(o.get("data"))]
+    assert widget[0].data == {"text/plain": "An interactive widget: run this cell in Jupyter or on Colab to use it."}
     printed = [o.text for c in written.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "stream"]
     assert printed[0].startswith("Size 'smoke' on CPU") and "data/x\n" in printed and str(ROOT) not in "".join(printed)
     assert printed[-1].startswith("This notebook ran in ")  # the first output says where, the last how long

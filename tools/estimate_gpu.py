@@ -177,6 +177,8 @@ def readme_table(notebooks: list[Path]) -> str:
             " / ".join(_minutes(notebook_estimates()[number][1][g]) for g in GPUS) if number in RUNS else "no training"
         )
         rows.append(f"| {path.stem} | {cpu} | {gpu} |")
+    total = sum(m["minutes"] for p in notebooks if (m := measured(nbformat.read(p, as_version=4))))
+    rows.append(f"| the whole course | {total:.1f} min | |")
     devices = sorted(
         {m["device"] + ", torch " + m["torch"] for p in notebooks if (m := measured(nbformat.read(p, as_version=4)))}
     )

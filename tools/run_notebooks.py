@@ -43,6 +43,7 @@ from course_utils import env as cu_env  # noqa: E402
 
 NOTEBOOKS = ROOT / "notebooks"
 SIZES = ("smoke", "cpu", "gpu")
+WIDGET = "application/vnd.jupyter.widget-view+json"
 
 
 def select(prefixes: list[str]) -> list[Path]:
@@ -147,15 +148,28 @@ def run(
     out_dir.mkdir(parents=True, exist_ok=True)
     nbformat.write(notebook, out_dir / path.name)
     if write and passed:
-        notebook.metadata["course"] = {
-            **{"size": size, "fingerprint": made_from, "minutes": round(seconds / 60, 1)},
-            **{"device": _machine(), "torch": torch.__version__.split("+")[0]},
-        }
-        for cell in notebook.cells:
-            for output in cell.get("outputs", []):
-                _relative_paths(output)
-        path.write_text(nbformat.writes(notebook) + "\n", encoding="utf-8")
+        path.write_text(nbformat.writes(shipped(notebook, path.name, made_from, size, seconds)) + "\n", "utf-8")
     return passed, seconds
+
+
+def shipped(
+    notebook: nbformat.NotebookNode, name: str, made_from: str, size: str, seconds: float
+) -> nbformat.NotebookNode:
+    """An executed notebook as it is committed: synced (no run timings or widget state), printed paths relative,
+    widgets replaced by a line that says to run the cell, and what made the outputs in its metadata."""
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            _relative_paths(output)
+            if WIDGET in output.get("data", {}):  # its state is not kept: a reader sees a sentence, not "VBox(...)"
+                output["data"] = {
+                    "text/plain": "An interactive widget: run this cell in Jupyter or on Colab to use it."
+                }
+    notebook = sync_notebooks.normalized(notebook, name, sync_notebooks.repository_url())
+    notebook.metadata["course"] = {
+        **{"size": size, "fingerprint": made_from, "minutes": round(seconds / 60, 1)},
+        **{"device": _machine(), "torch": torch.__version__.split("+")[0]},
+    }
+    return notebook
 
 
 def _machine() -> str:
