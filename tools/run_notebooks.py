@@ -7,7 +7,7 @@ before a class, say), and see how long each notebook takes.
     python tools/run_notebooks.py --size cpu 06 07        # the cpu size, notebooks whose names start with 06 and 07
     python tools/run_notebooks.py --size cpu --follow 06  # ... and echo what the cells print as it comes
     python tools/run_notebooks.py --solutions 04          # with every exercise's solution in the learner's cell
-    python tools/run_notebooks.py --size cpu --write      # run the course and commit-ready outputs into notebooks/
+    python tools/run_notebooks.py --size cpu --write      # run the course; outputs and times into notebooks/, README
 
 Each finished cell prints a line (elapsed time, the end of its printed output).
 With ``--follow`` every line a cell prints is echoed as soon as it is printed,
@@ -216,6 +216,11 @@ def main(argv: list[str] | None = None) -> int:
         took = f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
         print(f"{name:40s} {args.size:6s} {'passed' if passed else 'FAILED':7s} {took:>9s}")
     print(f"executed copies: {args.out}")
+    if args.write:  # the measured times into each intro and the README, beside the gpu estimates
+        import estimate_gpu  # a script beside this one; counting FLOPs takes a few seconds
+
+        for name in estimate_gpu.updated(write=True):
+            print(f"times updated: {name}")
     return 0 if all(passed for _, passed, _ in results) else 1
 
 
