@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
-import os
 import statistics
 import sys
 import time
@@ -42,6 +41,9 @@ except ImportError:  # Windows
     resource = None
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # timing.py, beside this script
+
+from timing import load_average, synchronize  # noqa: E402
 
 from course_utils import data as cud  # noqa: E402
 from course_utils import env  # noqa: E402
@@ -91,14 +93,6 @@ def wait_for_workers(timeout: float = 30.0) -> None:
         time.sleep(0.01)
 
 
-def synchronize(device: torch.device) -> None:
-    """Wait for the device's queued work. On a GPU, Python moves on before the work is done: read the clock after."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
-
-
 @dataclass
 class Pipeline:
     """One side of the comparison: how to get its loader, and what its runs measured."""
@@ -128,15 +122,6 @@ def run_once(pipeline: Pipeline, device: torch.device, warmup: int) -> None:
     wait_for_workers()
     pipeline.cpu_us_per_image.append(1e6 * (cpu_seconds() - cpu_start) / images)
     pipeline.images_per_s.append((images - timed_from) / elapsed)
-
-
-def load_average(when: str = "start") -> str:
-    """The machine's load average (1, 5, 15 min) next to its cores: other work skews the wall clock."""
-    try:
-        one, five, fifteen = os.getloadavg()
-    except (AttributeError, OSError):  # Windows has none
-        return f"load average at {when}: not available here"
-    return f"load average at {when}: {one:.2f}, {five:.2f}, {fifteen:.2f} (1, 5, 15 min) on {os.cpu_count()} cores"
 
 
 def print_table(pipelines: list[Pipeline]) -> None:

@@ -28,7 +28,6 @@ The recipe's targets on one H100 (goals, not measurements): ResNet-56 to 93% in 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -39,6 +38,9 @@ from typing import Callable
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # timing.py, beside this script
+
+from timing import load_average, synchronize  # noqa: E402
 
 from course_utils import data as course_data  # noqa: E402
 from course_utils.env import describe_device, pick_device, seed_everything  # noqa: E402
@@ -111,14 +113,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 # --- Measuring ---------------------------------------------------------------------------------------------------
 
 
-def synchronize(device: torch.device) -> None:
-    """Wait for the device's queued work. On a GPU, Python moves on before the work is done: read the clock after."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
-
-
 class StepTimer(Callback):
     """A ``fit`` callback: images/s over the batches after the first ``warmup`` of the epoch."""
 
@@ -139,15 +133,6 @@ class StepTimer(Callback):
 def spread(values: list[float]) -> str:
     """``median (min-max)`` of the runs: the median for the figure, the range for how far to trust it."""
     return f"{statistics.median(values):,.0f} ({min(values):,.0f}-{max(values):,.0f})"
-
-
-def load_average(when: str = "start") -> str:
-    """The machine's load average (1, 5, 15 min) next to its cores: other work skews every timing."""
-    try:
-        one, five, fifteen = os.getloadavg()
-    except (AttributeError, OSError):  # Windows has none
-        return f"load average at {when}: not available here"
-    return f"load average at {when}: {one:.2f}, {five:.2f}, {fifteen:.2f} (1, 5, 15 min) on {os.cpu_count()} cores"
 
 
 def peak_tflops(name: str, given: float | None = None) -> tuple[str, float | None]:
