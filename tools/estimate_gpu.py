@@ -159,29 +159,23 @@ def time_line(number: str, nb: nbformat.NotebookNode) -> str:
     if number not in RUNS:
         return f"{TIME_LINE} {cpu}; nothing is trained, so a GPU adds little."
     seconds = notebook_estimates()[number][1]
-    gpu = ", ".join(
-        f"{_minutes(seconds[name])} on an {name}" if name[0] in "AH" else f"{_minutes(seconds[name])} on a {name}"
-        for name in GPUS
-    )
+    gpu = ", ".join(f"{_minutes(seconds[name])} on {'an' if name[0] in 'AH' else 'a'} {name}" for name in GPUS)
     return f"{TIME_LINE} {cpu}; at the gpu size about {gpu} (estimated from counted FLOPs: see the README)."
 
 
-def readme_table(notebooks: list[Path]) -> str:
-    """The README's table of times, one row per notebook."""
+def readme_table(measured_runs: dict[str, dict | None]) -> str:
+    """The README's table of times, one row per notebook (``measured_runs``: name -> :func:`measured`)."""
     rows = [f"| notebook | cpu size, measured | gpu size, estimated: {', '.join(GPUS)} |", "| --- | --- | --- |"]
-    for path in notebooks:
-        nb, number = nbformat.read(path, as_version=4), path.stem[:2]
-        run = measured(nb)
+    for name, run in measured_runs.items():
         cpu = f"{run['minutes']:.1f} min" if run else "not measured"
+        number = name[:2]
         gpu = (
             " / ".join(_minutes(notebook_estimates()[number][1][g]) for g in GPUS) if number in RUNS else "no training"
         )
-        rows.append(f"| {path.stem} | {cpu} | {gpu} |")
-    total = sum(m["minutes"] for p in notebooks if (m := measured(nbformat.read(p, as_version=4))))
-    rows.append(f"| the whole course | {total:.1f} min | |")
-    devices = sorted(
-        {m["device"] + ", torch " + m["torch"] for p in notebooks if (m := measured(nbformat.read(p, as_version=4)))}
-    )
+        rows.append(f"| {name} | {cpu} | {gpu} |")
+    runs = [run for run in measured_runs.values() if run]
+    rows.append(f"| the whole course | {sum(run['minutes'] for run in runs):.1f} min | |")
+    devices = sorted({f"{run['device']}, torch {run['torch']}" for run in runs})
     shares = ", ".join(f"{g} {share:.0%} of {peak / 1e12:.0f} TFLOP/s" for g, (peak, share) in GPUS.items())
     rows += [
         "",
@@ -196,9 +190,10 @@ def readme_table(notebooks: list[Path]) -> str:
 
 def updated(write: bool) -> list[str]:
     """Bring the intros' time lines and the README's table up to date (``write``); return what was stale."""
-    notebooks, stale = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")), []
-    for path in notebooks:
+    stale, measured_runs = [], {}
+    for path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
         nb = nbformat.read(path, as_version=4)
+        measured_runs[path.stem] = measured(nb)
         intro, line = nb.cells[0], time_line(path.stem[:2], nb)
         kept = [text for text in intro.source.split("\n\n") if not text.startswith(TIME_LINE)]
         source = "\n\n".join([*kept, line])
@@ -209,7 +204,7 @@ def updated(write: bool) -> list[str]:
                 path.write_text(nbformat.writes(nb) + "\n", encoding="utf-8")
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     pattern = re.compile(re.escape(TABLE_START) + ".*?" + re.escape(TABLE_END), re.S)
-    table = f"{TABLE_START}\n{readme_table(notebooks)}\n{TABLE_END}"
+    table = f"{TABLE_START}\n{readme_table(measured_runs)}\n{TABLE_END}"
     if pattern.search(readme) is None or pattern.search(readme).group(0) != table:
         stale.append("README.md")
         if write:
