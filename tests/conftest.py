@@ -13,13 +13,18 @@ ARTIFACTS_DIR = ROOT / "test-artifacts"  # git-ignored: executed notebooks, scre
 IN_CI = os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
 
 
-def load_tool(name: str):
-    """``tools/<name>.py`` as a module (tools/ is scripts, not a package)."""
-    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
+def load_script(path: Path, name: str):
+    """The script at ``path`` as a module called ``name`` (tools/, benchmarks/ and tests/slips/ are not packages)."""
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
+
+
+def load_tool(name: str):
+    """``tools/<name>.py`` as a module."""
+    return load_script(ROOT / "tools" / f"{name}.py", name)
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -6,13 +6,11 @@ their smallest settings; their figures mean nothing and are not looked at, only 
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
 
 import pytest
 import torch
-from conftest import ROOT
+from conftest import ROOT, load_script
 
 from course_utils import data as course_data
 
@@ -20,12 +18,8 @@ SPEED_UP = re.compile(r"\d+\.\dx")  # "9.5x"
 
 
 def load_benchmark(name: str):
-    """``benchmarks/<name>.py`` as a module (benchmarks/ is scripts, not a package)."""
-    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", ROOT / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    """``benchmarks/<name>.py`` as a module."""
+    return load_script(ROOT / "benchmarks" / f"{name}.py", f"benchmark_{name}")
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ name -> a (wrong piece, words its hint must contain) pair, or a list of them).
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
 
@@ -18,21 +17,13 @@ import nbformat
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import load_tool
+from conftest import load_script, load_tool
 from torch import nn
 
 import course_utils as cu
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 solution_body = load_tool("run_notebooks").solution_body
-
-
-def load_tool_from(path: Path):
-    """A module of slips, ``tests/slips/nbNN.py``, loaded by its path."""
-    spec = importlib.util.spec_from_file_location(f"slips_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def exercises() -> list[tuple[str, str, str, str, str]]:
@@ -168,7 +159,7 @@ MISTAKES = {
 
 
 for _module in sorted((Path(__file__).parent / "slips").glob("nb*.py")):  # one module of slips per notebook
-    MISTAKES.update(load_tool_from(_module).MISTAKES)
+    MISTAKES.update(load_script(_module, f"slips_{_module.stem}").MISTAKES)
 
 
 def test_every_exercise_is_found_and_has_a_mistake_here():

@@ -121,23 +121,6 @@ def test_lessons_hold_no_scaffolding(path: Path):
     assert not found, "\n".join(found)
 
 
-TALK = re.compile(r"session|lent (a|gpu)|autogroup|device.kit", re.IGNORECASE)
-
-
-def test_the_project_speaks_of_the_course_alone():
-    """Nothing a learner or teacher reads speaks of how the course was developed."""
-    paths = [ROOT / "README.md", ROOT / "CONTRIBUTING.md"]
-    for folder in ("notebooks", "course_utils", "tools"):
-        paths += [p for p in (ROOT / folder).rglob("*") if p.suffix in (".py", ".ipynb", ".md", ".sh")]
-    hits = [
-        f"{p.relative_to(ROOT)}:{n}: {line.strip()[:120]}"
-        for p in paths
-        for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1)
-        if TALK.search(line)
-    ]
-    assert not hits, "\n".join(hits)
-
-
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
 def test_badge_and_setup_cell_match_pyproject(path: Path):
     """Cell 1 opens with the Colab badge of this very notebook; cell 2 is the setup cell for REPOSITORY."""
