@@ -190,6 +190,17 @@ def test_the_stub_is_told_it_is_unfinished_and_the_solution_stands_in(
 
 
 @PARAMS
+def test_the_stub_is_told_what_to_replace_but_not_the_answer(notebook, name, stub, solution, check_name, capsys):
+    check_of(notebook, check_name)(define(stub)[name])
+    said = capsys.readouterr().out
+    stands_in = "\n  Until it is, the solution cell below stands in for it.\n"
+    assert re.fullmatch(
+        rf"○ Not done yet: .+ returned None: replace `return None` with [^\n]+\.{re.escape(stands_in)}", said
+    )
+    assert "Hint" not in said and not any(re.search(words, said) for _, words in slips(name)), said  # no answer given
+
+
+@PARAMS
 def test_the_notebooks_solution_passes_and_then_does_not_stand_in(notebook, name, stub, solution, check_name, capsys):
     piece = define(solution)[name]
     assert check_of(notebook, check_name)(piece) is True

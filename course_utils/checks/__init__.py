@@ -1,9 +1,18 @@
-"""Checks for the exercises: one submodule per notebook (``checks.nb02``, ...).
+"""Checks for the exercises, one submodule per notebook (``checks.nb02``, ...), and where the learner stands.
 
-Each ``check_*`` function prints ✅, or ✗ with what was expected and a hint,
-and returns whether the piece passed; it never stops the notebook. A solution
-cell stands in with :func:`stands_in`, the last cell prints :func:`summary`,
-and :func:`yours` hands an earlier notebook's piece to a later one.
+An exercise is three cells: the learner's stub, its check, and a collapsed solution. A check prints ✅, ✗ with what
+was expected and a hint, or "○ Not done yet", and never stops "Run all": unless the learner's piece passed, the
+solution stands in for it (:func:`stands_in`), and the learner can come back to the exercise. The last cell prints
+:func:`summary`; :func:`yours` hands an earlier notebook's piece to a later one::
+
+    def bn_forward(x, gamma, beta, eps=1e-5):      # the learner's cell
+        # YOUR CODE HERE
+        return None
+
+    cu.checks.nb02.check_bn_forward(bn_forward)    # the check
+
+    if cu.checks.stands_in(bn_forward):            # the solution cell
+        def bn_forward(x, gamma, beta, eps=1e-5): ...
 """
 
 import importlib

@@ -1,22 +1,4 @@
-"""Where a learner stands: each exercise's check, the solution that stands in, the summary, pieces kept for later.
-
-A notebook's exercise is three cells: the learner's stub, the check, and a
-collapsed solution that stands in unless the learner's piece passed::
-
-    def bn_forward(x, gamma, beta, eps=1e-5):      # the learner's cell
-        # YOUR CODE HERE
-        return None
-
-    cu.checks.nb02.check_bn_forward(bn_forward)    # ✅, ✗ with a hint, or "still the stub"
-
-    if cu.checks.stands_in(bn_forward):            # the solution cell
-        def bn_forward(x, gamma, beta, eps=1e-5): ...
-
-A check never stops "Run all": it prints what it found and the notebook goes
-on with the reference piece, so the learner can come back to the exercise.
-"""
-
-from __future__ import annotations
+"""Where a learner stands: each exercise's check, the solution standing in, the summary, pieces kept for later."""
 
 import ast
 import contextlib
@@ -33,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import env as _env
+from ..models import conv1x1, conv3x3
 
 Piece = TypeVar("Piece")
 
@@ -43,12 +26,13 @@ class Unfinished(AssertionError):
 
 _results: dict[str, tuple[str, object]] = {}  # exercise name -> (status, the object it is about)
 _checks: dict[str, Callable[[object], None]] = {}  # exercise name -> its check, which raises on a wrong piece
-_STATUS = {
-    "solved": "✓ solved: your code passed its check",
-    "open": "○ open: still the stub",
-    "failed": "✗ failed its check (its hint is printed under the check)",
-    "unchecked": "○ not checked yet",
+_STATUS = {  # status -> (its line in the summary, why the solution stands in for it)
+    "solved": ("✓ solved: your code passed its check", "changed since it passed its check: run the check again"),
+    "open": ("○ open: still the stub", "is still the stub"),
+    "failed": ("✗ failed its check (its hint is printed under the check)", "did not pass its check"),
+    "unchecked": ("○ not checked yet", "has not been checked: run the check cell above"),
 }
+_STANDS_IN = "the solution cell below stands in for it."
 
 
 def exercise(name: str, keep: bool = False) -> Callable[[Callable[[object], None]], Callable[[object], bool]]:
@@ -58,29 +42,29 @@ def exercise(name: str, keep: bool = False) -> Callable[[Callable[[object], None
     def decorate(check: Callable[[object], None]) -> Callable[[object], bool]:
         _checks[name] = check
 
-        @functools.wraps(check)
-        def run(piece: object) -> bool:
-            if piece is None or not callable(piece):
-                _results[name] = ("failed", piece)
-                print(
+        def verdict(piece: object) -> tuple[str, str]:  # (its status, what to print)
+            if not callable(piece):
+                return "failed", (
                     f"✗ {check.__name__} takes your {name} itself, the name without parentheses: "
                     f"{check.__name__}({name}). It got {type(piece).__name__}; run the cell that defines {name} first."
                 )
-                return False
             try:
                 check(piece)
             except Unfinished as e:
-                _results[name] = ("open", piece)
-                print(f"○ Not done yet: {e}\n  Until it is, the solution cell below stands in for it.")
-                return False
+                return "open", f"○ Not done yet: {e}\n  Until it is, {_STANDS_IN}"
             except AssertionError as e:
-                _results[name] = ("failed", piece)
-                print(f"✗ {e}\n  Until yours passes, the solution cell below stands in for it.")
-                return False
-            _results[name] = ("solved", piece)
-            if keep:
+                return "failed", f"✗ {e}\n  Until yours passes, {_STANDS_IN}"
+            return "solved", ""  # the check printed its ✅ line
+
+        @functools.wraps(check)
+        def run(piece: object) -> bool:
+            status, said = verdict(piece)
+            _results[name] = (status, piece)
+            if said:
+                print(said)
+            elif keep:
                 _keep(name, piece)
-            return True
+            return status == "solved"
 
         run.strict = check  # type: ignore[attr-defined]  # the raising check, for tests
         return run
@@ -95,29 +79,21 @@ def stands_in(piece: object) -> bool:
     status, checked = _results.get(name, ("unchecked", None))
     if status == "solved" and checked is piece:
         return False
-    why = {
-        "open": "is still the stub",
-        "failed": "did not pass its check",
-        "solved": "changed since it passed its check: run the check again",
-    }.get(status, "has not been checked: run the check cell above")
-    print(f"Your {name} {why}, so the solution in this cell stands in for it.")
+    print(f"Your {name} {_STATUS[status][1]}, so the solution in this cell stands in for it.")
     _results[name] = (status if status in ("open", "failed") else "unchecked", piece)
     return True
 
 
 def summary() -> None:
     """Print, for every exercise checked in this notebook, whether it is solved, open or failed."""
-    if not _results:
-        print("No exercise was checked in this notebook.")
-        return
-    print("Your exercises in this notebook:")
-    width = max(map(len, _results))
+    print("Your exercises in this notebook:" if _results else "No exercise was checked in this notebook.")
+    width = max(map(len, _results), default=0)
     for name, (status, _) in _results.items():
-        print(f"  {name:{width}}  {_STATUS[status]}" + ("" if status == "solved" else "; the solution stood in"))
-    left = [name for name, (status, _) in _results.items() if status != "solved"]
+        print(f"  {name:{width}}  {_STATUS[status][0]}" + ("" if status == "solved" else "; the solution stood in"))
+    left = sum(status != "solved" for status, _ in _results.values())
     if left:
-        print(f"{len(left)} of {len(_results)} still to do: write them in their cells and run their checks again.")
-    else:
+        print(f"{left} of {len(_results)} still to do: write them in their cells and run their checks again.")
+    elif _results:
         print(f"All {len(_results)} solved.")
 
 
@@ -126,10 +102,7 @@ def reset() -> None:
     _results.clear()
 
 
-# --------------------------------------------------------------------------- pieces kept for later notebooks
-
-
-def _kept_dir() -> Path:
+def _kept_dir() -> Path:  # where pieces that passed are kept for later notebooks
     current = _env.current()
     return (current.cache_dir if current else _env.course_dir()) / "exercises"
 
@@ -159,16 +132,13 @@ def _keep(name: str, piece: object) -> None:
 
 
 def yours(name: str, fallback: Piece) -> Piece:
-    """Your ``name`` saved by an earlier notebook's check, if it still passes that check; else ``fallback``.
-
-    Prints which one runs, so the text of the notebook can say "your BasicBlock, or the course's"."""
+    """Your ``name`` saved by an earlier notebook's check, if it still passes that check, else ``fallback``: it
+    prints which one runs, so the notebook can say "your BasicBlock, or the course's"."""
     path = _kept_dir() / f"{name}.py"
     if not path.is_file():
         print(f"{name}: the course's. Yours is saved once it passes its check in the notebook that builds it.")
         return fallback
-    from .. import models  # the helpers a block may use: conv1x1, conv3x3
-
-    namespace = {"torch": torch, "nn": nn, "F": F, "conv1x1": models.conv1x1, "conv3x3": models.conv3x3}
+    namespace = {"torch": torch, "nn": nn, "F": F, "conv1x1": conv1x1, "conv3x3": conv3x3}  # what a block may use
     try:
         exec(compile(path.read_text(encoding="utf-8"), str(path), "exec"), namespace)
         piece = namespace[name]

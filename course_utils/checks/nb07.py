@@ -1,9 +1,10 @@
 """Checks for notebook 07 (plain vs residual networks): the paper's step learning-rate schedule."""
 
+from typing import Callable
+
 import torch
 
-from ._common import expect_answer, passed
-from ._exercise import exercise
+from ._common import exercise, expect_answer, fail, passed
 
 _HINT = (
     "count the milestones that are <= step (the lr drops at the milestone step itself, and stays down), then return "
@@ -12,7 +13,7 @@ _HINT = (
 
 
 @exercise("step_lr")
-def check_step_lr(fn) -> None:
+def check_step_lr(fn: Callable[..., float]) -> None:
     """``fn(step, base_lr, milestones, gamma=0.1)`` must give the lr torch's ``MultiStepLR`` uses at ``step``."""
     cases = [(0.1, [32, 48], 0.1, 70), (0.1, [5], 0.1, 12), (0.05, [1, 2, 3], 0.5, 6), (0.3, [7, 40, 41], 0.2, 60)]
     for base_lr, milestones, gamma, steps in cases:
@@ -21,9 +22,9 @@ def check_step_lr(fn) -> None:
         for step in range(steps):  # the lr a training loop uses at `step`: read before scheduler.step()
             want, got = optimizer.param_groups[0]["lr"], fn(step, base_lr, list(milestones), gamma)
             what = f"step_lr({step}, base_lr={base_lr}, milestones={milestones}, gamma={gamma})"
-            expect_answer(got, what, hint=_HINT)
+            expect_answer(got, what)
             if not isinstance(got, (int, float)) or abs(got - want) > 1e-6 * want:
-                raise AssertionError(f"{what}: expected {want:.6g} (torch's MultiStepLR), got {got!r}. Hint: {_HINT}")
+                fail(f"{what}: expected {want:.6g} (torch's MultiStepLR), got {got!r}.", _HINT)
             optimizer.step()
             scheduler.step()
     passed(f"your step schedule matches torch.optim.lr_scheduler.MultiStepLR at every step of {len(cases)} schedules.")
