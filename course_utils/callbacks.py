@@ -9,7 +9,9 @@ They run in the order of their ``order``: :class:`MixedPrecision` first, :class:
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
+import time
 import warnings
 from dataclasses import dataclass, field
 from functools import partial
@@ -21,7 +23,6 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ._files import atomic_write
-from .models._checks import check_positive_int
 
 CHECKPOINT_FORMAT, CHECKPOINT_VERSION = "course_utils.checkpoint", 2
 START_OVER = "To start over instead, pass Checkpoint(path, resume=False) (the file is overwritten) or another path."
@@ -180,39 +181,58 @@ def duration(seconds: float) -> str:
 
 
 class Checkpoint(Callback):
-    """Save the run to ``path``, atomically, after every ``every`` epochs and after the last.
+    """Save the run to ``path``, atomically: after an epoch once ``minutes`` have passed since the last save, after the
+    last epoch, and when training stops early (stop pressed, an error): no finished epoch is lost to an interruption.
 
     If ``path`` exists and ``resume=True``, training continues from it to exactly the weights of an
     uninterrupted run (on the CPU): weights, optimizer, schedule, GradScaler, torch's random generators and
     the records of callbacks with a ``state_dict`` come back. A checkpoint of another recipe is refused."""
 
-    def __init__(self, path: str | Path, resume: bool = True, every: int = 1) -> None:
-        self.path, self.resume, self.every = Path(path), resume, check_positive_int(every, "every")
+    def __init__(self, path: str | Path, resume: bool = True, minutes: float = 1.0) -> None:
+        if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or not 0 <= minutes < float("inf"):
+            raise ValueError(f"minutes must be 0 (save every epoch) or more; got {minutes!r}.")
+        self.path, self.resume, self.minutes = Path(path), resume, minutes
+        self._unsaved: dict | None = None  # the last finished epoch, when it is not on disk yet
 
     def on_fit_start(self, run: Run) -> None:
-        run.checkpoint = self.path
+        run.checkpoint, self._unsaved, self._saved_at = self.path, None, time.monotonic()
         # The precision asked for is part of the recipe (what "auto" becomes may differ by device).
         run.config["mixed_precision"] = next((c.dtype for c in run.callbacks if isinstance(c, MixedPrecision)), None)
         if self.resume and self.path.exists():
             self._restore(run, load_checkpoint(self.path))
 
     def on_epoch_end(self, run: Run, record: dict) -> None:
-        if record["epoch"] % self.every == 0 or record["epoch"] == run.epochs:
-            self._save(run, record["epoch"])
+        # A write can cost as much as a fast GPU's epoch of a small network: short epochs wait in memory instead.
+        state = self._state(run, record["epoch"])
+        if time.monotonic() - self._saved_at >= 60 * self.minutes or record["epoch"] == run.epochs:
+            self._save(run, state)
+            self._unsaved = None
+        else:  # (if anything here fails, the epoch before is still kept: on_interrupt writes it)
+            self._unsaved = copy.deepcopy(state)  # a copy: the next epoch changes the tensors in place
 
-    def _save(self, run: Run, epoch: int) -> None:
-        state = {
+    def on_interrupt(self, run: Run) -> None:
+        if self._unsaved is not None:
+            state, self._unsaved = self._unsaved, None
+            try:
+                self._save(run, state)
+            except OSError as e:  # e.g. a full disk: the error that stopped training is the one to raise
+                print(e)
+
+    def _state(self, run: Run, epoch: int) -> dict:
+        return {
             **{"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "epoch": epoch, "config": run.config},
             "model": unwrap(run.model).state_dict(),  # without torch.compile's "_orig_mod." prefix
             "optimizer": run.optimizer.state_dict(),
             "scheduler": run.scheduler.state_dict(),
             "scaler": run.scaler.state_dict() if run.scaler is not None else None,
-            "history": run.history.records,
+            "history": list(run.history.records),
             "rng": {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all()},
             "callbacks": {key: callback.state_dict() for key, callback in _recorders(run).items()},
         }
+
+    def _save(self, run: Run, state: dict) -> None:
         atomic_write(self.path, lambda f: torch.save(state, f), kept=run.saved())  # kept: for a full disk's message
-        run.saved_epoch = epoch
+        run.saved_epoch, self._saved_at = state["epoch"], time.monotonic()
 
     def _restore(self, run: Run, state: dict) -> None:
         if state.get("version") != CHECKPOINT_VERSION:
@@ -243,7 +263,7 @@ class Checkpoint(Callback):
 
 
 def _recorders(run: Run) -> dict[str, Any]:
-    """The callbacks that keep a record, by class and place: "GradientRecorder 0", "ActivationRecorder 1"."""
+    """The callbacks that keep a record, by class and place: "GradientRecorder 0", "GradientRecorder 1"."""
     keeping = [callback for callback in run.callbacks if hasattr(callback, "state_dict")]
     return {f"{type(callback).__name__} {i}": callback for i, callback in enumerate(keeping)}
 

@@ -1,26 +1,15 @@
 """Training and evaluation: :func:`fit`, :func:`evaluate`, :func:`predict` and :class:`History`.
 
-One call trains a network::
-
-    history = cu.train.fit(model, train_loader, test_loader, epochs=30, lr=0.1,
-                           callbacks=[cu.train.Checkpoint(runs / "r20.pt"), cu.train.MixedPrecision()])
-
-:func:`fit` is the training loop and little else: the optimizer, the learning-rate
-schedule (stepped once per batch), the loss, and a stop with a clear message when
-training diverges (:class:`TrainingDiverged`). Checkpoints, mixed precision, the
-progress bar and the recorders are callbacks (see :mod:`course_utils.callbacks`).
-
-Epoch numbers are counted from 1 wherever a learner sees them (history, messages,
-checkpoints). Accuracies are fractions (0.91), printed as percentages (91.0%).
+:func:`fit` is the training loop and little else: the optimizer, the learning-rate schedule (stepped once per batch),
+the loss, and a clear stop when training diverges. Checkpoints, mixed precision, the progress bar and the recorders
+are callbacks (:mod:`course_utils.callbacks`). Epochs count from 1 wherever a learner sees them.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import Any, Callable
 
 import torch
@@ -28,7 +17,6 @@ import torch.nn.functional as F
 from torch import nn
 from torch.optim import lr_scheduler
 
-from ._files import atomic_write
 from .callbacks import (
     Callback,
     Checkpoint,
@@ -94,16 +82,6 @@ class History:
         if not rows:
             raise ValueError(f"No epoch has a finite {key!r}; keys in this history: {self.keys()}.")
         return (min if lowest else max)(rows, key=lambda r: r[key])
-
-    def save(self, path: str | Path) -> None:
-        """Write the records as JSON. A crash mid-write never leaves a half-written file behind."""
-        text = json.dumps({"records": self.records}, indent=1)
-        atomic_write(Path(path), lambda f: f.write(text.encode("utf-8")))
-
-    @classmethod
-    def load(cls, path: str | Path) -> History:
-        """Read a history written by :meth:`save`."""
-        return cls(json.loads(Path(path).read_text(encoding="utf-8"))["records"])
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{k}={self.last[k]:.4g}" for k in ("train_loss", "test_acc") if k in self.last)
@@ -203,7 +181,9 @@ def fit(
             run.history.append(record)
             run.call("on_epoch_end", record)
     except BaseException as stop:
-        run.call("on_interrupt")  # e.g. Progress closes its bar
+        run.call("on_interrupt")  # Checkpoint saves the last finished epoch, Progress closes its bar
+        if isinstance(stop, TrainingDiverged):
+            raise TrainingDiverged(f"{stop} {run.saved()}") from None  # what the checkpoint holds now
         if isinstance(stop, KeyboardInterrupt):
             then = "Run the same fit(...) again to continue from there." if run.saved_epoch else ""
             print(f"\nInterrupted in epoch {run.epoch + 1} of {epochs}. {run.saved()} {then}".rstrip())
@@ -319,7 +299,7 @@ def _check_finite(run: Run, loss_sum: torch.Tensor, record: dict | None = None) 
     mixed = " or train without MixedPrecision" if run.precision != "fp32" else ""
     raise TrainingDiverged(
         f"Training diverged in epoch {run.epoch + 1}: {problem}. Try a lower learning rate (e.g. lr={lr / 10:g}, "
-        f"a tenth of {lr:g}){mixed}. {run.saved()}"
+        f"a tenth of {lr:g}){mixed}."
     )
 
 
