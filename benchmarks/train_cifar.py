@@ -45,14 +45,14 @@ from timing import load_average, synchronize  # noqa: E402
 from course_utils import data as course_data  # noqa: E402
 from course_utils.env import describe_device, pick_device, seed_everything  # noqa: E402
 from course_utils.inspect import count_flops  # noqa: E402
-from course_utils.models import cifar_resnet, cifar_resnet18  # noqa: E402
+from course_utils.models import cifar_resnet, resnet18  # noqa: E402
 from course_utils.train import Callback, History, MixedPrecision, Progress, fit  # noqa: E402
 
 MODELS = {
     # name: (factory, default epochs, default target test accuracy)
     "resnet20": (lambda: cifar_resnet(20), 30, 0.91),
     "resnet56": (lambda: cifar_resnet(56), 30, 0.93),
-    "resnet18": (cifar_resnet18, 15, 0.94),
+    "resnet18": (lambda: resnet18(num_classes=10, stem="cifar"), 15, 0.94),
 }
 
 # Peak dense fp16/bf16 tensor-core TFLOP/s, from the vendor datasheet of each GPU, keyed by the exact name that

@@ -1,11 +1,7 @@
 """Residual Networks, Step by Step: the code behind the notebooks.
 
-One job per module: ``env`` (device, size, seeds), ``layers`` (BatchNorm and
-grouped convolution from scratch), ``models`` (ResNet, ResNeXt, DenseNet, CIFAR
-nets), ``inspect`` (parameters, shapes, FLOPs), ``recorders`` (gradient and
-activation hooks), ``data``, ``train`` (``fit`` and its callbacks), ``report``
-(``verdict``), ``plots``, ``widgets`` and ``checks`` (the exercises).
-``import course_utils as cu`` gives them all.
+One job per module: ``env``, ``layers``, ``models``, ``inspect``, ``recorders``, ``data``, ``train`` (``fit`` and
+its callbacks), ``report`` (``verdict``), ``plots``, ``widgets``, ``checks``. ``import course_utils as cu`` gives all.
 """
 
 from . import checks, data, env, inspect, layers, models, plots, recorders, report, train, widgets  # noqa: F401

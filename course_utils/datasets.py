@@ -1,16 +1,9 @@
 """Finding, reading and caching the datasets behind ``course_utils.data.load_cifar10`` and ``load_mnist``.
 
-They look in ``COURSE_DATA_DIR`` (or the ``data_dir`` passed in), then in the course's ``data/``, for torchvision's
-own files (``cifar-10-batches-py/``; ``cifar-10-python.tar.gz``, MD5-checked and unpacked into ``data/``; MNIST's IDX
-files, plain or ``.gz``, in ``MNIST/raw/``, ``mnist-test/``, ``mnist/`` or the folder), else for an image-folder tree
-``train/<class>/*.jpg`` + ``test/<class>/*.jpg`` (a folder ``cifar10*/`` or ``mnist*/``, the folder itself, or a
-``cifar10*.tar.gz`` / ``mnist*.tar.gz`` read member by member) read by torchvision's ``ImageFolder`` rules: classes
-are the sorted folder names, files without an image extension are ignored. Then torchvision downloads into ``data/``,
-stopped by ``timeout`` seconds without data. A damaged file is never skipped: a ``ValueError`` names it.
-
-Decoded trees are cached in ``data/cache/``, keyed by each image's path, size and modification time (an archive's:
-its own), so renaming a class folder or moving images makes the next load decode again; older caches of the same
-source are deleted. A cache that cannot be written gives a warning, and loading goes on without it.
+Where they look, in order: ``COURSE_DATA_DIR`` (or ``data_dir``), then the course's ``data/``, for torchvision's own
+files, else for image folders ``train/<class>/*.jpg`` + ``test/<class>/*.jpg`` (a folder or a ``.tar.gz``, read by
+``ImageFolder``'s rules); then torchvision downloads. A damaged file is never skipped: a ``ValueError`` names it.
+Decoded images are cached in ``data/cache/``, keyed by each file's path, size and modification time.
 """
 
 from __future__ import annotations
@@ -126,9 +119,9 @@ def _cifar10_files(folder: Path) -> dict | None:
 
 
 def _mnist_files(folder: Path) -> dict | None:
-    """The official IDX files in ``MNIST/raw/``, ``mnist-test/``, ``mnist/`` or ``folder``; the test set will do."""
+    """The official IDX files in ``MNIST/raw/``, ``mnist-test/`` or ``folder``; the test set will do."""
     test_only = None
-    for sub in (folder / "MNIST" / "raw", folder / "mnist-test", folder / "mnist", folder):
+    for sub in (folder / "MNIST" / "raw", folder / "mnist-test", folder):
         test = _idx_pair(sub, "t10k", "test")
         train = test and _idx_pair(sub, "train", "train")  # the training files alone are no use
         if train:

@@ -1,13 +1,8 @@
 """The environment a notebook runs in: device, size, seeds, Colab and paths.
 
-Every notebook starts with ``env = cu.env.setup()``. It picks a *size* that
-every run in the notebook is scaled by, through ``env.pick``:
-
-- ``gpu``: the full schedule, sized for a Colab T4 (the default on a CUDA or Apple GPU);
-- ``cpu``: a real result in at most about 10 minutes per notebook on 2 cores (the default otherwise);
-- ``smoke``: seconds, to check that everything runs (``COURSE_SMOKE=1``, as in the tests).
-
-``COURSE_SIZE=gpu|cpu|smoke`` overrides the choice.
+Every notebook starts with ``env = cu.env.setup()``, which picks the *size* its runs are scaled by (``env.pick``):
+``gpu``, the full schedule for a Colab T4 (the default on a GPU); ``cpu``, a real result in about 10 minutes per
+notebook on 2 cores (the default otherwise); ``smoke``, seconds (``COURSE_SMOKE=1``). ``COURSE_SIZE`` overrides it.
 """
 
 from __future__ import annotations
@@ -87,23 +82,16 @@ def runs_dir(save_to_drive: bool = False) -> Path:
 def pick_device(prefer: str | None = None) -> torch.device:
     """CUDA, then Apple MPS, then the CPU; ``prefer`` (or ``COURSE_DEVICE``) forces one."""
     prefer = prefer or os.environ.get("COURSE_DEVICE")
+    mps = torch.backends.mps.is_available()
     if prefer:
         device = torch.device(prefer)
-        if device.type == "cuda" and not torch.cuda.is_available():
+        if (device.type == "cuda" and not torch.cuda.is_available()) or (device.type == "mps" and not mps):
             raise RuntimeError(
-                f"Asked for device {prefer!r}, but PyTorch sees no CUDA GPU. On Colab: Runtime > Change "
+                f"Asked for device {prefer!r}, but PyTorch cannot use it here. On Colab: Runtime > Change "
                 "runtime type > GPU, then rerun. Elsewhere, pass prefer='cpu' or unset COURSE_DEVICE."
             )
-        if device.type == "mps" and not _mps_available():
-            raise RuntimeError(f"Asked for device {prefer!r}, but Apple MPS is not available here.")
         return device
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    return torch.device("mps") if _mps_available() else torch.device("cpu")
-
-
-def _mps_available() -> bool:
-    return bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()
+    return torch.device("cuda" if torch.cuda.is_available() else "mps" if mps else "cpu")
 
 
 def describe_device(device: torch.device) -> str:
@@ -177,6 +165,7 @@ def setup(seed: int = 0, device: str | None = None, quiet: bool = False) -> Env:
 
 def finish() -> None:
     """Print how long the notebook took since :func:`setup`, and where: the last line of every notebook."""
-    minutes = (time.perf_counter() - _started) / 60
+    seconds = time.perf_counter() - _started
+    took = f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
     where = f"at size {_current.size!r} on {describe_device(_current.device)}" if _current else "before setup()"
-    print(f"This notebook ran in {minutes:.1f} min {where}.")
+    print(f"This notebook ran in {took} {where}.")

@@ -1,12 +1,8 @@
-"""Looking inside a network: parameter counts, a per-layer shape table, FLOPs.
-
-The shape table uses forward hooks, the mechanism :mod:`course_utils.recorders` uses to record gradients and
-activations during training; the FLOPs come from ``torch.utils.flop_counter``.
-"""
+"""Looking inside a network: parameter counts, a per-layer shape table (by forward hooks), FLOPs."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -18,8 +14,7 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
-@dataclass
-class LayerInfo:
+class LayerInfo(NamedTuple):
     """One row of :func:`layer_table`: a module's name, class name, output shape, parameters and tree depth."""
 
     name: str

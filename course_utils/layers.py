@@ -1,9 +1,8 @@
-"""Layers written from scratch, for the lessons that open them up."""
+"""Batch normalization written from scratch, for the lesson that opens it up."""
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 
@@ -80,30 +79,3 @@ class BatchNorm2d(nn.Module):
             f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
             f"track_running_stats={self.track_running_stats}"
         )
-
-
-class GroupedConv2d(nn.Module):
-    """A grouped convolution spelled out: split the channels into ``groups``, convolve each, concatenate.
-
-    Equal to ``nn.Conv2d(..., groups=groups, bias=False)`` given its weight (group g's kernels are
-    ``weight[g * out_per_group:(g + 1) * out_per_group]``); ``nn.Conv2d`` does it in one, faster, kernel call.
-    """
-
-    def __init__(
-        self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0, groups: int = 1
-    ) -> None:
-        super().__init__()
-        if groups < 1 or in_channels % groups or out_channels % groups:
-            raise ValueError(f"groups={groups} must divide in_channels={in_channels} and out_channels={out_channels}.")
-        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.stride, self.padding = stride, padding
-        # One weight tensor laid out exactly like nn.Conv2d's, so weights copy across.
-        self.weight = nn.Parameter(torch.empty(out_channels, in_channels // groups, kernel_size, kernel_size))
-        nn.init.kaiming_normal_(self.weight, mode="fan_out", nonlinearity="relu")
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Convolve each group of channels with its own kernels and concatenate the results."""
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"GroupedConv2d expects (N, {self.in_channels}, H, W), got {tuple(x.shape)}.")
-        pairs = zip(x.chunk(self.groups, dim=1), self.weight.chunk(self.groups, dim=0))
-        return torch.cat([F.conv2d(xi, wi, stride=self.stride, padding=self.padding) for xi, wi in pairs], dim=1)

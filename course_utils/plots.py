@@ -1,4 +1,4 @@
-"""Figures for the notebooks: training curves, gradient flow, activations, images, feature maps, confusion matrix.
+"""Figures for the notebooks: training curves, gradient flow, images, feature maps, confusion matrix.
 
 Each function returns its Figure and leaves ``plt.show()`` to the notebook, so a figure can be changed or saved first.
 """
@@ -70,32 +70,6 @@ def plot_gradient_flow(norms: Mapping[str, Any], title: str = "Gradient norm per
     ax.grid(alpha=0.3, which="both")
     if any(norms):
         ax.legend()
-    fig.tight_layout()
-    return fig
-
-
-def plot_activation_histograms(recorder: Any, layers: Sequence[str] | None = None, max_layers: int = 8) -> Figure:
-    """How each layer's output distribution changes during training: one row per layer.
-
-    Each row is an image: time (recorded step) across, activation value upward, brightness the fraction of values
-    in that bin (log scale). Takes an ``ActivationRecorder``; by default at most ``max_layers`` layers, spread evenly.
-    """
-    stats = recorder.stats
-    names = list(layers) if layers is not None else [n for n, s in stats.items() if s]
-    if not names:
-        raise ValueError("The recorder has recorded nothing yet: train the model (in train mode) with it attached.")
-    if layers is None and len(names) > max_layers:  # evenly spaced, first and last included
-        names = [names[i] for i in dict.fromkeys(np.linspace(0, len(names) - 1, max_layers).round().astype(int))]
-    fig, axes = plt.subplots(len(names), 1, figsize=(8, 1.5 * len(names) + 0.6), squeeze=False, sharex=True)
-    for ax, name in zip(axes[:, 0], names):
-        records = stats[name]
-        hist = torch.stack([r["hist"] for r in records]).T.numpy()  # (bins, steps)
-        steps = (records[0]["step"], records[-1]["step"] if len(records) > 1 else records[0]["step"] + 1)
-        extent = (*steps, *recorder.value_range)  # time across, value upward
-        ax.imshow(np.log10(hist + 1e-5), aspect="auto", origin="lower", cmap="magma", extent=extent)
-        ax.set_ylabel("value", fontsize=8)
-        ax.set_title(f"{name}: last mean {records[-1]['mean']:.2f}, std {records[-1]['std']:.2f}", fontsize=9)
-    axes[-1, 0].set_xlabel("training step")
     fig.tight_layout()
     return fig
 

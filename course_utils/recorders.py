@@ -1,17 +1,11 @@
-"""Seeing inside a network while it trains: gradient norms and activation statistics.
+"""Seeing gradients layer by layer while a network trains, through hooks (the training loop does not change)::
 
-Both work with hooks, functions PyTorch calls at a given moment: a *forward hook* when a module has
-computed its output, a *post-accumulate-grad hook* when backward has written a parameter's ``.grad``.
-The training loop does not change; passed to ``fit`` as callbacks, their records are kept in checkpoints::
-
-    with GradientRecorder(model) as grads:        # hooks attached
-        history = cu.train.fit(model, train_loader, epochs=5, callbacks=[grads])
-    cu.plots.plot_gradient_flow({"ResNet-20": grads.mean()})   # hooks removed on leaving the block
+with GradientRecorder(model) as grads:        # hooks attached
+    history = cu.train.fit(model, train_loader, epochs=5, callbacks=[grads])
+cu.plots.plot_gradient_flow({"ResNet-20": grads.mean()})   # hooks removed on leaving the block
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -30,33 +24,7 @@ def _weighted_layers(model: nn.Module, layer_types: tuple[type, ...]) -> list[tu
     return [(name, m) for name, m in weighted if getattr(getattr(m, "weight", None), "requires_grad", False)]
 
 
-class _Recorder(Callback):
-    """What both recorders share: their hooks, taking them off, and checking a saved record."""
-
-    _handles: list
-
-    def remove(self) -> None:
-        """Detach every hook: nothing more is recorded, what was recorded stays."""
-        for handle in self._handles:
-            handle.remove()
-        self._handles = []
-
-    def _check_state(self, state: dict, mine: dict) -> None:
-        """Refuse a saved record of other layers or other settings, saying which."""
-        for key, value in mine.items():
-            if state.get(key) != value:
-                raise ValueError(
-                    f"This {type(self).__name__} has {key}={value!r:.80}; the saved record has {state.get(key)!r:.80}."
-                )
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.remove()
-
-
-class GradientRecorder(_Recorder):
+class GradientRecorder(Callback):
     """The L2 norm of each layer's weight gradient, at every ``every``-th backward pass.
 
     ``norms[layer]`` lists the recorded norms of that layer, layers in model order (backward reaches them in
@@ -118,77 +86,26 @@ class GradientRecorder(_Recorder):
 
     def load_state_dict(self, state: dict) -> None:
         """Replace the record with ``state`` (from :meth:`state_dict` of a recorder on the same layers)."""
-        self._check_state(state, {"layers": list(self._floats), "every": self.every})
+        for key, value in {"layers": list(self._floats), "every": self.every}.items():
+            if state.get(key) != value:
+                raise ValueError(
+                    f"This GradientRecorder has {key}={value!r:.80}; the saved record has {state.get(key)!r:.80}."
+                )
         self._floats = {name: list(values) for name, values in state["norms"].items()}
         self._pending = {name: [] for name in self._floats}
         self._calls = dict(zip(self._floats, state["calls"]))
 
+    def remove(self) -> None:
+        """Detach every hook: nothing more is recorded, what was recorded stays."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
 
-class ActivationRecorder(_Recorder):
-    """Statistics of layer outputs at every ``every``-th training forward pass.
+    def __enter__(self) -> GradientRecorder:
+        return self
 
-    ``stats[layer]`` is a list of dicts ``{"step", "mean", "std", "frac_zero", "hist"}``: ``step``
-    counts the model's training forward passes from 0, ``frac_zero`` is the fraction of exact zeros
-    (dead ReLUs), ``hist`` a tensor of ``bins`` fractions over ``value_range`` (values outside count
-    in the end bins). Nothing is recorded in eval mode. ``layers``: names (see ``model.named_modules()``).
-    """
-
-    def __init__(
-        self,
-        model: nn.Module,
-        layers: Sequence[str] | None = None,
-        every: int = 50,
-        bins: int = 60,
-        value_range: tuple[float, float] = (-5.0, 5.0),
-    ) -> None:
-        self.every, self.bins = check_positive_int(every, "every"), bins
-        self.value_range = (float(value_range[0]), float(value_range[1]))
-        modules = dict(model.named_modules())
-        if layers is None:  # each residual block, or in a network without blocks each conv and linear layer
-            from .models import BasicBlock, Bottleneck  # here, so that importing recorders stays light
-
-            layers = [n for n, m in modules.items() if isinstance(m, (BasicBlock, Bottleneck))]
-            layers = layers or [n for n, m in modules.items() if isinstance(m, (nn.Conv2d, nn.Linear))]
-        missing = [name for name in layers if name not in modules]
-        if missing or not layers:
-            raise ValueError(f"No layer named {missing} in the model; names look like {list(modules)[1:6]}.")
-        self.stats: dict[str, list[dict]] = {name: [] for name in layers}
-        self._step = -1
-        # The pre-hook on the whole model counts training forward passes; the layer hooks read the count.
-        self._handles = [model.register_forward_pre_hook(self._count)]
-        self._handles += [modules[name].register_forward_hook(self._hook(name)) for name in layers]
-
-    def _count(self, module: nn.Module, inputs) -> None:
-        if module.training:
-            self._step += 1
-
-    def _hook(self, name: str):
-        def hook(module: nn.Module, inputs, output) -> None:
-            if module.training and self._step % self.every == 0 and isinstance(output, torch.Tensor):
-                x, (lo, hi) = output.detach().float(), self.value_range
-                # Clamping first puts outliers in the end bins instead of dropping them silently.
-                hist = torch.histc(x.clamp(lo, hi), bins=self.bins, min=lo, max=hi) / x.numel()
-                mean, std, zero = torch.stack([x.mean(), x.std(), (x == 0).float().mean()]).tolist()  # one GPU wait
-                record = {"step": self._step, "mean": mean, "std": std, "frac_zero": zero, "hist": hist.cpu()}
-                self.stats[name].append(record)
-
-        return hook
-
-    def _settings(self) -> dict:
-        return {"layers": list(self.stats), "every": self.every, "bins": self.bins, "range": self.value_range}
-
-    def state_dict(self) -> dict:
-        """The record so far: a ``Checkpoint`` saves it, so that a resumed run keeps its record."""
-        return {**self._settings(), "step": self._step, "records": self.stats}
-
-    def load_state_dict(self, state: dict) -> None:
-        """Replace the record with ``state`` (from :meth:`state_dict` of a recorder on the same layers)."""
-        self._check_state(state, self._settings())
-        self._step, self.stats = state["step"], {name: list(records) for name, records in state["records"].items()}
-
-    def bin_edges(self) -> torch.Tensor:
-        """The ``bins + 1`` edges of the histogram bins."""
-        return torch.linspace(*self.value_range, self.bins + 1)
+    def __exit__(self, *exc: object) -> None:
+        self.remove()
 
 
 def gradient_norms_at_init(
@@ -215,4 +132,4 @@ def gradient_norms_at_init(
     return {name: norm for (name, _), norm in zip(layers, norms.tolist())}
 
 
-__all__ = ["ActivationRecorder", "GradientRecorder", "gradient_norms_at_init"]
+__all__ = ["GradientRecorder", "gradient_norms_at_init"]

@@ -1,9 +1,5 @@
-"""Saying what a training run showed: :func:`verdict`.
-
-What construction guarantees (a shape, a parameter count) a notebook asserts.
-What training produced it *reports*: a ✓ or ✗ with the measured numbers, and
-never an exception, so that a long run always reaches its last cell.
-"""
+"""Saying what a training run showed: a ✓ or ✗ with the measured numbers, never an exception, so that a long run
+always reaches its last cell. (What construction guarantees, a shape or a parameter count, a notebook asserts.)"""
 
 from __future__ import annotations
 
@@ -11,11 +7,8 @@ from . import env as _env
 
 
 def verdict(condition: bool, claim: str, measured: str = "") -> bool:
-    """Print ``✓ claim (measured)`` or ``✗ claim (measured)`` and return whether it held.
-
-    At the smoke size a run is far too short to show anything, so the line says
-    the claim was not judged (the measured numbers are still printed).
-    """
+    """Print ``✓ claim (measured)`` or ``✗ claim (measured)`` and return whether it held; at the smoke size, a run
+    far too short to show anything, the claim is not judged."""
     held = bool(condition)
     detail = f" ({measured})" if measured else ""
     current = _env.current()

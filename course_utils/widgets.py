@@ -1,10 +1,6 @@
-"""Interactive parameter-count comparisons, built from core ipywidgets only, so that they work the same under
-ipywidgets 7.7 (Colab) and 8.x (JupyterLab 4): sliders, checkboxes, dropdowns, an ``HTML`` readout and an
-``Output`` for a matplotlib chart (inline backend; ipympl breaks on Colab).
-
-Each factory returns a ``VBox`` with ``controls`` (the input widgets by name), ``readout`` (the ``HTML`` widget) and
-``expected(**values)`` (its ``*_expected`` function: the numbers the readout shows), so it can be driven without a
-browser. The numbers come from formulas fast enough to follow a slider; the tests check them against real modules.
+"""Interactive parameter-count comparisons from core ipywidgets only (the same under ipywidgets 7.7 on Colab and 8.x),
+with inline matplotlib charts. Each returns a ``VBox`` with ``controls`` (by name), ``readout`` (HTML) and
+``expected(**values)``: the numbers the readout shows, from formulas the tests check against real modules.
 """
 
 from __future__ import annotations
@@ -122,10 +118,8 @@ def block_comparison(channels: int = 256, width: int = 64) -> W.VBox:
 
 
 def resnet_explorer_expected(depth: int, base: int, size: int) -> dict[str, object]:
-    """Parameters, FLOPs and stage output shapes (C, H, W) of ``resnet(depth)`` with planes ``base * (1, 2, 4, 8)``.
-
-    ``stage_params`` splits the parameters by stage (``conv1`` with its ``bn1``), so that they add up to ``params``.
-    """
+    """Parameters, FLOPs, stage output shapes (C, H, W) and parameters per stage (``conv1`` with ``bn1``) of
+    ``resnet(depth)`` with planes ``base * (1, 2, 4, 8)``."""
     with torch.device("meta"):  # no memory, no initialisation: counting is instant even for ResNet-152
         model = resnet(depth, widths=(base, 2 * base, 4 * base, 8 * base))
         rows = ins.layer_table(model, (1, 3, size, size), depth=1)
@@ -202,9 +196,7 @@ def resnext_comparison(cardinality: int = 32, bottleneck_width: int = 4) -> W.VB
     return _assemble(controls, update, resnext_comparison_expected)
 
 
+# Every widget of the course, by name (the tests construct and drive each one).
 WIDGETS: dict[str, Callable[[], W.VBox]] = {
-    "block_comparison": block_comparison,
-    "resnet_explorer": resnet_explorer,
-    "resnext_comparison": resnext_comparison,
+    f.__name__: f for f in (block_comparison, resnet_explorer, resnext_comparison)
 }
-"""Every widget of the course, by name (the tests construct and drive each one)."""

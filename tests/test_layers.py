@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from course_utils.layers import BatchNorm2d, GroupedConv2d
+from course_utils.layers import BatchNorm2d
 
 TOL = dict(atol=1e-6, rtol=1e-5)
 
@@ -128,13 +128,3 @@ def test_bad_input_messages():
         bn(torch.randn(2, 3, 5, 5))
     with pytest.raises(ValueError, match="more than one value per channel"):
         bn(torch.randn(1, 4, 1, 1))
-
-
-@pytest.mark.parametrize("groups", [1, 2, 8])
-def test_grouped_conv_matches_nn_conv2d(groups):
-    ours = GroupedConv2d(16, 32, 3, stride=2, padding=1, groups=groups)
-    ref = nn.Conv2d(16, 32, 3, stride=2, padding=1, groups=groups, bias=False)
-    ref.weight.data.copy_(ours.weight.data)
-    x = torch.randn(2, 16, 9, 9)
-    torch.testing.assert_close(ours(x), ref(x), atol=1e-5, rtol=1e-5)
-    assert ours.weight.numel() == ref.weight.numel() == 3 * 3 * (16 // groups) * 32

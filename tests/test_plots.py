@@ -13,7 +13,6 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from course_utils import plots  # noqa: E402
 from course_utils.models import cifar_resnet  # noqa: E402
-from course_utils.recorders import ActivationRecorder  # noqa: E402
 from course_utils.train import History  # noqa: E402
 
 
@@ -58,18 +57,6 @@ def test_plot_gradient_flow():
     assert list(ax.get_lines()[1].get_xdata()) == [0, 1, 2, 3]
     single = plots.plot_gradient_flow({"a": 1.0, "b": 2.0}, log=False)
     assert len(single.axes[0].get_lines()) == 1 and single.axes[0].get_yscale() == "linear"
-
-
-def test_plot_activation_histograms():
-    model = cifar_resnet(8)
-    with ActivationRecorder(model, every=1, bins=12) as rec:
-        for _ in range(3):
-            model(torch.randn(2, 3, 16, 16))
-    fig = plots.plot_activation_histograms(rec)
-    assert len(fig.axes) == 3 and len(fig.axes[0].get_images()) == 1
-    assert fig.axes[0].get_images()[0].get_array().shape == (12, 3)
-    assert len(plots.plot_activation_histograms(rec, layers=["layer2.0"]).axes) == 1
-    assert len(plots.plot_activation_histograms(rec, max_layers=2).axes) == 2
 
 
 def test_show_images_marks_wrong_predictions():

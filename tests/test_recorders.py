@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_utils.models import cifar_plain, cifar_resnet
-from course_utils.recorders import ActivationRecorder, GradientRecorder, gradient_norms_at_init
+from course_utils.models import cifar_plain
+from course_utils.recorders import GradientRecorder, gradient_norms_at_init
 from course_utils.train import MixedPrecision, Progress, fit
 
 
@@ -92,45 +92,6 @@ def test_gradient_recorder_in_fit_records_every_step():
     assert param_hooks(model) == 0
 
 
-def test_activation_recorder_train_mode_only_every_and_remove():
-    model = small_net()
-    x, _ = batch()
-    rec = ActivationRecorder(model, layers=["1", "3"], every=2, bins=10, value_range=(-1, 1))
-    for _ in range(5):
-        model(x)  # training forwards 0..4: recorded at 0, 2, 4
-    model.eval()
-    with torch.no_grad():
-        model(x)
-    stats = rec.stats
-    assert list(stats) == ["1", "3"]
-    assert [r["step"] for r in stats["1"]] == [0, 2, 4]
-    r = stats["1"][0]
-    out = model[1](model[0](x))
-    assert r["mean"] == pytest.approx(out.mean().item(), rel=1e-5)
-    assert r["std"] == pytest.approx(out.std().item(), rel=1e-5)
-    assert r["frac_zero"] == pytest.approx((out == 0).float().mean().item())
-    assert r["hist"].shape == (10,) and r["hist"].sum().item() == pytest.approx(1.0)
-    assert rec.bin_edges().shape == (11,)
-    rec.remove()
-    assert not model._forward_hooks and not model._forward_pre_hooks
-    assert all(not m._forward_hooks for m in model.modules())
-    model.train()
-    model(x)
-    assert len(rec.stats["1"]) == 3
-
-
-def test_activation_recorder_defaults_to_residual_blocks():
-    model = cifar_resnet(8)
-    with ActivationRecorder(model, every=1) as rec:
-        model(torch.randn(2, 3, 16, 16))
-    assert list(rec.stats) == ["layer1.0", "layer2.0", "layer3.0"]
-    with ActivationRecorder(small_net()) as rec2:  # no residual blocks: every conv and linear layer
-        pass
-    assert list(rec2.stats) == ["0", "2", "5"]
-    with pytest.raises(ValueError, match="No layer named"):
-        ActivationRecorder(model, layers=["nope"])
-
-
 def test_gradient_norms_at_init_matches_recorder_and_leaves_model_alone():
     model = cifar_plain(8)
     x, y = torch.randn(4, 3, 16, 16), torch.randint(0, 10, (4,))
@@ -164,14 +125,12 @@ def test_gradient_recorder_under_fp16_loss_scaling_records_true_norms():
 def test_state_dict_round_trip_and_refusals():
     model = small_net()
     x, y = batch(32)
-    grads, acts = GradientRecorder(model), ActivationRecorder(model, every=3, bins=8)
-    fit(model, [(x[i : i + 8], y[i : i + 8]) for i in range(0, 32, 8)], epochs=2, callbacks=quiet(grads, acts))
-    copy_grads, copy_acts = GradientRecorder(small_net()), ActivationRecorder(small_net(), every=3, bins=8)
+    grads = GradientRecorder(model)
+    fit(model, [(x[i : i + 8], y[i : i + 8]) for i in range(0, 32, 8)], epochs=2, callbacks=quiet(grads))
+    copy_grads = GradientRecorder(small_net())
     copy_grads.load_state_dict(grads.state_dict())
-    copy_acts.load_state_dict(acts.state_dict())
     assert copy_grads.norms == grads.norms and copy_grads.mean() == grads.mean() and len(grads.norms["0"]) == 8
-    assert [r["mean"] for r in copy_acts.stats["2"]] == [r["mean"] for r in acts.stats["2"]]
     with pytest.raises(ValueError, match=r"This GradientRecorder has layers=\['0'\]; the saved record has \['0', '2'"):
         GradientRecorder(nn.Sequential(nn.Linear(2, 2))).load_state_dict(grads.state_dict())
-    with pytest.raises(ValueError, match="This ActivationRecorder has bins=9; the saved record has 8"):
-        ActivationRecorder(model, every=3, bins=9).load_state_dict(acts.state_dict())
+    with pytest.raises(ValueError, match="This GradientRecorder has every=3; the saved record has 1"):
+        GradientRecorder(model, every=3).load_state_dict(grads.state_dict())

@@ -57,7 +57,7 @@ def test_conv_bias_counts_one_per_output_channel():
 
 @pytest.mark.parametrize("cardinality, width", [(1, 64), (32, 4), (8, 14), (64, 2)])
 def test_resnext_comparison_numbers_equal_real_blocks(cardinality, width):
-    block = M.grouped_block(256, cardinality=cardinality, bottleneck_width=width)
+    block = M.Bottleneck(256, 64, groups=cardinality, base_width=width)  # width 64 * width / 64 * cardinality
     conv_weights = sum(m.weight.numel() for m in block.modules() if isinstance(m, nn.Conv2d))
     n = Wd.resnext_comparison_expected(cardinality, width)
     assert n["resnext_params"] == conv_weights

@@ -10,7 +10,6 @@ from .resnet import (
     ResNet,
     cifar_plain,
     cifar_resnet,
-    cifar_resnet18,
     conv1x1,
     conv3x3,
     init_weights,
@@ -21,6 +20,5 @@ from .resnet import (
     resnet101,
     resnet152,
     resnext50_32x4d,
-    resnext101_32x8d,
 )
-from .resnext import EarlyConcat, SplitTransformMerge, copy_from_grouped, grouped_block
+from .resnext import EarlyConcat, SplitTransformMerge, copy_from_grouped

@@ -262,11 +262,6 @@ def resnext50_32x4d(**kwargs) -> ResNet:
     return resnet(50, groups=32, width_per_group=4, **kwargs)
 
 
-def resnext101_32x8d(**kwargs) -> ResNet:
-    """ResNeXt-101 (32x8d): ResNet-101 with 32 groups of width 8 in the first stage."""
-    return resnet(101, groups=32, width_per_group=8, **kwargs)
-
-
 def cifar_resnet(depth: int = 20, shortcut: str = "A", residual: bool = True, **kwargs) -> ResNet:
     """The CIFAR-10 ResNet-``depth`` of the paper's section 4.2 (``residual=False``: the plain net of that depth):
     6n+2 layers, three stages of n BasicBlocks with 16, 32, 64 channels on 32x32, 16x16, 8x8 maps; option A shortcuts
@@ -280,8 +275,3 @@ def cifar_resnet(depth: int = 20, shortcut: str = "A", residual: bool = True, **
 def cifar_plain(depth: int = 20, **kwargs) -> ResNet:
     """The plain network of the paper's figure 6 (left): the layers of :func:`cifar_resnet`, no shortcuts."""
     return cifar_resnet(depth, residual=False, **kwargs)
-
-
-def cifar_resnet18(num_classes: int = 10, **kwargs) -> ResNet:
-    """ResNet-18 with the CIFAR stem (3x3 conv, no max-pool) for 32x32 images."""
-    return resnet18(num_classes=num_classes, stem="cifar", **kwargs)

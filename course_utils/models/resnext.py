@@ -1,8 +1,8 @@
 """The three equivalent forms of a ResNeXt block (Xie et al. 2017, figure 3), C paths of width d each.
 
 (a) :class:`SplitTransformMerge`: C separate paths 1x1 -> 3x3 -> 1x1, their outputs *summed*. (b)
-:class:`EarlyConcat`: C paths 1x1 -> 3x3, *concatenated*, then one 1x1. (c) :func:`grouped_block`: a Bottleneck
-whose 3x3 convolution has ``groups=C``, all paths at once: the form that is trained, being the fastest.
+:class:`EarlyConcat`: C paths 1x1 -> 3x3, *concatenated*, then one 1x1. (c) A ``Bottleneck`` whose 3x3 convolution
+has ``groups=C``, all paths at once: the form that is trained, being the fastest.
 :func:`copy_from_grouped` copies a form (c) block's weights into (a) or (b), to check the equivalence numerically.
 """
 
@@ -57,20 +57,6 @@ class EarlyConcat(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         concatenated = torch.cat([path(x) for path in self.paths], dim=1)
         return self.relu(self.bn3(self.conv3(concatenated)) + x)
-
-
-def grouped_block(channels: int = 256, cardinality: int = 32, bottleneck_width: int = 4) -> Bottleneck:
-    """Form (c): a Bottleneck, ``channels`` in and out, whose 3x3 conv has ``groups=cardinality``, C * d wide."""
-    _check(channels, cardinality, bottleneck_width)
-    planes = channels // Bottleneck.expansion
-    # Bottleneck's width is int(planes * base_width / 64) * groups; pick base_width to give d per group.
-    base_width = bottleneck_width * 64 // max(planes, 1)
-    if channels % Bottleneck.expansion or int(planes * base_width / 64) != bottleneck_width:
-        raise ValueError(
-            f"bottleneck_width={bottleneck_width} cannot be built with {channels} channels: they must be a multiple "
-            "of 4, and bottleneck_width * 64 divisible by channels / 4."
-        )
-    return Bottleneck(channels, planes, groups=cardinality, base_width=base_width)
 
 
 @torch.no_grad()
