@@ -164,20 +164,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("paths", nargs="*", type=Path, help="notebooks (default: notebooks/*.ipynb)")
     args = parser.parse_args(argv)
     repo = repository_url()
-    stale = []
+    changed = []
     for path in args.paths or sorted(NOTEBOOKS.glob("*.ipynb")):
         text = path.read_text(encoding="utf-8")
         nb = normalized(nbformat.reads(text, as_version=4), path.name, repo, strip=args.strip)
         new_text = nbformat.writes(nb) + "\n"
         if new_text != text:
-            stale.append(path)
+            changed.append(path)
             if not args.check:
                 path.write_text(new_text, encoding="utf-8")
     verb = "out of date" if args.check else "rewritten"
-    for path in stale:
+    for path in changed:
         shown = path.resolve().relative_to(ROOT) if path.resolve().is_relative_to(ROOT) else path
         print(f"{verb}: {shown}")
-    if args.check and stale:
+    if args.check and changed:
         print("Run `python tools/sync_notebooks.py` to fix.", file=sys.stderr)
         return 1
     return 0
