@@ -202,7 +202,7 @@ class Checkpoint(Callback):
             self._restore(run, load_checkpoint(self.path))
 
     def on_epoch_end(self, run: Run, record: dict) -> None:
-        # A write can cost as much as a fast GPU's epoch of a small network: short epochs wait in memory instead.
+        # On a fast GPU a small network's epoch takes seconds, and a write a good share of them: epochs wait in memory.
         state = self._state(run, record["epoch"])
         if time.monotonic() - self._saved_at >= 60 * self.minutes or record["epoch"] == run.epochs:
             self._save(run, state)
@@ -225,7 +225,7 @@ class Checkpoint(Callback):
             "optimizer": run.optimizer.state_dict(),
             "scheduler": run.scheduler.state_dict(),
             "scaler": run.scaler.state_dict() if run.scaler is not None else None,
-            "history": list(run.history.records),
+            "history": run.history.records,
             "rng": {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all()},
             "callbacks": {key: callback.state_dict() for key, callback in _recorders(run).items()},
         }
