@@ -11,13 +11,9 @@ from typing import BinaryIO, Callable
 
 
 def atomic_write(path: Path, write: Callable[[BinaryIO], object], kept: str = "") -> None:
-    """Call ``write(f)`` on a temporary file next to ``path``, then rename it over ``path``.
-
-    ``os.replace`` is atomic: whoever reads ``path`` sees the old file or the new
-    one, never half of one, even if the process dies mid-write. On any error
-    (a full disk, a KeyboardInterrupt) the temporary file is removed and ``path``
-    is left as it was. A full disk is reported as such, with ``kept``: what ``path`` holds.
-    """
+    """Call ``write(f)`` on a temporary file next to ``path``, then rename it over ``path`` (``os.replace`` is atomic:
+    a reader sees the old file or the new one, never half). On any error the temporary file is removed and ``path`` is
+    left as it was; a full disk is reported as such, with ``kept``: what ``path`` holds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

@@ -1,10 +1,5 @@
-"""Everything :func:`~course_utils.train.fit` does besides training, as callbacks.
-
-A callback has some of these methods, called with the :class:`Run`: ``on_fit_start(run)`` (a :class:`Checkpoint`
-resumes here), ``on_epoch_start(run)``, ``on_step_end(run)``, ``on_epoch_end(run, record)`` (after the divergence
-check: a checkpoint saves the epoch), ``on_fit_end(run)``, ``on_interrupt(run)`` (an exception stops training).
-They run in the order of their ``order``: :class:`MixedPrecision` first, :class:`Progress` last.
-"""
+"""Everything :func:`~course_utils.train.fit` does besides training, as callbacks: objects with some of the hooks of
+:class:`Callback`, each called with the :class:`Run`, in the order of their ``order`` (:class:`Progress` last)."""
 
 from __future__ import annotations
 
@@ -38,12 +33,12 @@ class Callback:
 
     order = 0
 
-    def on_fit_start(self, run: Run) -> None: ...
+    def on_fit_start(self, run: Run) -> None: ...  # a Checkpoint resumes here
     def on_epoch_start(self, run: Run) -> None: ...
     def on_step_end(self, run: Run) -> None: ...
-    def on_epoch_end(self, run: Run, record: dict) -> None: ...
+    def on_epoch_end(self, run: Run, record: dict) -> None: ...  # after the divergence check: a Checkpoint saves
     def on_fit_end(self, run: Run) -> None: ...
-    def on_interrupt(self, run: Run) -> None: ...
+    def on_interrupt(self, run: Run) -> None: ...  # an exception (the stop button too) ends training
 
 
 @dataclass
@@ -84,11 +79,8 @@ class Run:
 
 
 class MixedPrecision(Callback):
-    """Autocast to 16-bit floats: faster on a GPU, half the memory for activations.
-
-    ``"auto"``: on CUDA, bf16 where the GPU computes it natively, else fp16 with a GradScaler
-    (small fp16 gradients would round to zero); fp32 elsewhere. ``"bf16"``/``"fp16"`` force a type.
-    """
+    """Autocast to 16-bit floats, faster on a GPU. ``"auto"``: on CUDA, bf16 where the GPU computes it natively, else
+    fp16 with a GradScaler (small fp16 gradients would round to zero); fp32 elsewhere. ``"bf16"``/``"fp16"``: forced."""
 
     order = -10  # first: Checkpoint restores the GradScaler it creates
 
@@ -183,10 +175,8 @@ def duration(seconds: float) -> str:
 class Checkpoint(Callback):
     """Save the run to ``path``, atomically: after an epoch once ``minutes`` have passed since the last save, after the
     last epoch, and when training stops early (stop pressed, an error): no finished epoch is lost to an interruption.
-
-    If ``path`` exists and ``resume=True``, training continues from it to exactly the weights of an
-    uninterrupted run (on the CPU): weights, optimizer, schedule, GradScaler, torch's random generators and
-    the records of callbacks with a ``state_dict`` come back. A checkpoint of another recipe is refused."""
+    If ``path`` exists and ``resume=True``, training continues from it to exactly the weights of an uninterrupted run
+    (on the CPU), recorders' records included. A checkpoint of another recipe is refused."""
 
     def __init__(self, path: str | Path, resume: bool = True, minutes: float = 1.0) -> None:
         if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or not 0 <= minutes < float("inf"):
@@ -344,7 +334,3 @@ def fingerprint(model: nn.Module) -> str:
 def unwrap(model: nn.Module) -> nn.Module:
     """The module inside a ``torch.compile`` wrapper (whose state dict keys start with ``_orig_mod.``)."""
     return getattr(model, "_orig_mod", model)
-
-
-__all__ = ["Callback", "Checkpoint", "CheckpointError", "MixedPrecision", "Progress", "Run", "load_checkpoint"]
-__all__ += ["fingerprint", "loader_recipe", "recipe", "settings", "unwrap"]

@@ -1,9 +1,5 @@
-"""Datasets as uint8 tensors, and a batch iterator that keeps a whole dataset on the device.
-
-:func:`load_cifar10` and :func:`load_mnist` return an :class:`ImageData` (where they look and what they read:
-:mod:`course_utils.datasets`). :class:`DeviceLoader` augments whole batches on the device; :func:`make_loaders` makes
-the train and test pair; :func:`torchvision_loader` is the usual ``DataLoader`` + ``transforms`` recipe, to compare.
-"""
+"""Datasets as uint8 tensors (:class:`ImageData`, read by :mod:`course_utils.datasets`), and :class:`DeviceLoader`,
+which keeps a whole dataset on the device and augments whole batches there; :func:`torchvision_loader` to compare."""
 
 from __future__ import annotations
 

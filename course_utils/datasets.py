@@ -1,10 +1,8 @@
-"""Finding, reading and caching the datasets behind ``course_utils.data.load_cifar10`` and ``load_mnist``.
-
-Where they look, in order: ``COURSE_DATA_DIR`` (or ``data_dir``), then the course's ``data/``, for torchvision's own
-files, else for image folders ``train/<class>/*.jpg`` + ``test/<class>/*.jpg`` (a folder or a ``.tar.gz``, read by
-``ImageFolder``'s rules); then torchvision downloads. A damaged file is never skipped: a ``ValueError`` names it.
-Decoded images are cached in ``data/cache/``, keyed by each file's path, size and modification time.
-"""
+"""Finding, reading and caching the datasets behind ``course_utils.data.load_cifar10`` and ``load_mnist``. Where they
+look, in order: ``COURSE_DATA_DIR`` (or ``data_dir``), then the course's ``data/``, for torchvision's own files, else
+for image folders ``train/<class>/*.jpg`` + ``test/<class>/*.jpg`` (a folder or a ``.tar.gz``, read by ``ImageFolder``'s
+rules); then torchvision downloads. A damaged file is never skipped: a ``ValueError`` names it. Decoded images are
+cached in ``data/cache/``, keyed by each file's path, size and modification time."""
 
 from __future__ import annotations
 

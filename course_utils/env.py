@@ -1,9 +1,6 @@
-"""The environment a notebook runs in: device, size, seeds, Colab and paths.
-
-Every notebook starts with ``env = cu.env.setup()``, which picks the *size* its runs are scaled by (``env.pick``):
-``gpu``, the full schedule for a Colab T4 (the default on a GPU); ``cpu``, a real result in about 10 minutes per
-notebook on 2 cores (the default otherwise); ``smoke``, seconds (``COURSE_SMOKE=1``). ``COURSE_SIZE`` overrides it.
-"""
+"""Where a notebook runs: device, seeds, Colab, paths, and the *size* of its runs (``env.pick``): ``gpu``, the full
+schedule for a Colab T4 (on a GPU); ``cpu``, a real result in about 10 minutes per notebook on 2 cores (otherwise);
+``smoke``, seconds (``COURSE_SMOKE=1``). ``COURSE_SIZE`` overrides the choice."""
 
 from __future__ import annotations
 
@@ -47,8 +44,8 @@ def course_size(device: torch.device | None = None) -> str:
 
 
 def course_dir() -> Path:
-    """Where the course writes caches, checkpoints and histories: the checkout's ``data/`` (git-ignored),
-    or ``./data`` when ``course_utils`` is pip-installed (Colab). ``COURSE_CACHE_DIR`` overrides both."""
+    """Where the course writes caches and checkpoints: the checkout's ``data/`` (git-ignored), or ``./data`` when
+    ``course_utils`` is pip-installed (Colab). ``COURSE_CACHE_DIR`` overrides both."""
     if "COURSE_CACHE_DIR" in os.environ:
         path = Path(os.environ["COURSE_CACHE_DIR"]).expanduser()
     elif (REPO_ROOT / "course_utils").is_dir() and (REPO_ROOT / "pyproject.toml").is_file():
@@ -139,10 +136,8 @@ def current() -> Env | None:
 
 
 def setup(seed: int = 0, device: str | None = None, quiet: bool = False) -> Env:
-    """Seed, choose a device and a size, and print where the notebook runs.
-
-    At the smoke size the device is the CPU, whatever is installed, so test runs are alike everywhere.
-    """
+    """Seed, choose a device and a size, and print where the notebook runs. At the smoke size the device is the CPU,
+    whatever is installed, so test runs are alike everywhere."""
     global _current, _started
     _started = time.perf_counter()
     seed_everything(seed)

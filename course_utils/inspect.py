@@ -34,11 +34,8 @@ def layer_table(
     depth: int = 2,
     device: torch.device | str | None = None,
 ) -> list[LayerInfo]:
-    """Run one forward pass (eval mode, no gradients) and record every module's output shape, in call order.
-
-    ``depth`` limits how deep in the module tree rows are kept (1: top-level children only). Each module gets a
-    forward hook, and every hook is removed afterwards, even if the forward pass fails.
-    """
+    """Every module's output shape, in call order, from one forward pass (eval mode, no gradients) with forward hooks,
+    removed afterwards even if it fails. ``depth``: how deep in the module tree (1: top-level children only)."""
     if len(input_size) != 4:
         raise ValueError(f"input_size must be (N, C, H, W), got {input_size!r}.")
     rows: list[LayerInfo] = []
@@ -75,14 +72,9 @@ def summary(model: nn.Module, input_size: tuple[int, ...] = (1, 3, 224, 224), de
 
 
 def count_flops(model: nn.Module, input_size: tuple[int, ...] = (1, 3, 224, 224)) -> int:
-    """FLOPs of one forward pass in eval mode, counted by ``torch.utils.flop_counter``.
-
-    Convention: a multiply-add counts as **2** FLOPs (PyTorch's counter, and most papers since). ResNet-50 at
-    224x224 is 8.18 GFLOPs, i.e. 4.09 G multiply-adds, the figure torchvision lists. The ResNet paper's table 1
-    says 3.8 G: its (v1) bottleneck strides the first 1x1 convolution instead of the 3x3 (torchvision's "v1.5"),
-    so three 3x3 convolutions run on maps 4x smaller; counted so, this function gives 3.86 G multiply-adds.
-    Only matrix products and convolutions count; BN, ReLU and pooling do not.
-    """
+    """FLOPs of one forward pass in eval mode, by ``torch.utils.flop_counter``: matrix products and convolutions only,
+    a multiply-add as **2** FLOPs. ResNet-50 at 224x224: 8.18 GFLOPs, 4.09 G multiply-adds as torchvision lists. The
+    paper's table 1 says 3.8 G: its v1 bottleneck strides the first 1x1, not the 3x3 (v1.5); counted so, 3.86 G."""
     was_training = model.training
     counter = FlopCounterMode(display=False)
     try:

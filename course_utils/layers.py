@@ -7,12 +7,9 @@ from torch import nn
 
 
 class BatchNorm2d(nn.Module):
-    """Batch normalization over (N, H, W) for each channel, without ``F.batch_norm``.
-
-    Same constructor, parameters and buffers as ``torch.nn.BatchNorm2d``, so state dicts interchange. Training:
-    normalize with the batch's mean and (biased) variance, and update the running estimates (with the *unbiased*
-    variance, as PyTorch does). Evaluation: use the running estimates, so an image's output ignores its batch.
-    """
+    """Batch normalization over (N, H, W) for each channel, without ``F.batch_norm``, with ``nn.BatchNorm2d``'s
+    constructor, parameters and buffers. Training: normalize with the batch's mean and (biased) variance, and update
+    the running estimates (with the *unbiased* variance, as PyTorch does). Eval: use the running estimates."""
 
     def __init__(
         self,

@@ -1,7 +1,5 @@
-"""Figures for the notebooks: training curves, gradient flow, images, feature maps, confusion matrix.
-
-Each function returns its Figure and leaves ``plt.show()`` to the notebook, so a figure can be changed or saved first.
-"""
+"""Figures for the notebooks: training curves, gradient flow, images, feature maps, confusion matrix. Each returns its
+Figure and leaves ``plt.show()`` to the notebook, so a figure can be changed or saved first."""
 
 from __future__ import annotations
 
@@ -22,11 +20,8 @@ BLOCK_COLOURS = {"BasicBlock": "tab:blue", "Bottleneck": "tab:purple"}
 
 
 def plot_history(histories: Any, metrics: Sequence[str] = ("loss", "acc"), error: bool = False) -> Figure:
-    """Training curves of one run or several (``{"plain-20": h1, "ResNet-20": h2}``), one panel per metric.
-
-    Train curves are dashed and test curves solid, as in figure 6 of the ResNet paper; each run has its own colour.
-    Accuracies are shown in percent, or with ``error=True`` as the error rate ``100 - accuracy`` (the paper's axis).
-    """
+    """Training curves of one run or several (``{"plain-20": h1, "ResNet-20": h2}``), one panel per metric: train
+    dashed, test solid, as in the paper's figure 6; accuracy in percent, or with ``error=True`` the error rate."""
     runs = histories if isinstance(histories, Mapping) else {"": histories}
     fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 3.8), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
@@ -53,12 +48,8 @@ def plot_history(histories: Any, metrics: Sequence[str] = ("loss", "acc"), error
 
 
 def plot_gradient_flow(norms: Mapping[str, Any], title: str = "Gradient norm per layer", log: bool = True) -> Figure:
-    """Gradient norm against layer index (input on the left), one line per run.
-
-    ``norms`` is ``{label: {layer: norm}}``, e.g. ``{"plain-56": ..., "ResNet-56": ...}`` from a
-    ``GradientRecorder``; a single ``{layer: norm}`` dict is one line. A log scale shows gradients that shrink by
-    factors, as they do in a deep plain network.
-    """
+    """Gradient norm against layer index (input on the left), one line per run of ``{label: {layer: norm}}`` (or one
+    ``{layer: norm}``). A log scale shows gradients that shrink by factors, as in a deep plain network."""
     if norms and all(isinstance(v, (int, float)) for v in norms.values()):
         norms = {"": norms}
     fig, ax = plt.subplots(figsize=(8, 3.8))
@@ -84,12 +75,8 @@ def show_images(
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
 ) -> Figure:
-    """A grid of images (N, C, H, W), uint8 or float, titled with their labels.
-
-    With ``preds``, each title is the prediction, green when right and red when wrong (with the true label in
-    brackets). Normalized float images are shown correctly when their ``mean`` and ``std`` are given (e.g.
-    ``data.mean``, ``data.std``); otherwise each float image is stretched to the full range.
-    """
+    """A grid of images (N, C, H, W), uint8 or float, titled with their labels; with ``preds``, the prediction, green
+    when right, red when wrong (the label in brackets). Normalized images need their ``mean`` and ``std``."""
     images = torch.as_tensor(images).detach().cpu()
     if images.dim() != 4:
         raise ValueError(f"show_images expects a batch (N, C, H, W); got shape {tuple(images.shape)}.")
@@ -130,12 +117,8 @@ def _displayable(image: torch.Tensor, mean: Sequence[float] | None, std: Sequenc
 def show_feature_maps(
     model: nn.Module, image: torch.Tensor, layers: Sequence[str] | None = None, max_channels: int = 8
 ) -> Figure:
-    """What the network's stages compute for one image: a row of channels per layer.
-
-    ``image`` is one normalized (C, H, W) image. Forward hooks catch the outputs of ``layers`` (default: the stem's
-    ReLU, else its first conv, and each ``layerN`` stage); the first ``max_channels`` channels of each are shown,
-    each with its own colour scale. Deeper rows are smaller and coarser: stride halves the map at each stage.
-    """
+    """What the network computes for one normalized (C, H, W) image: the first ``max_channels`` channels of each of
+    ``layers`` (default: the stem's ReLU, else its conv, and each ``layerN``), caught by forward hooks, one row each."""
     modules = dict(model.named_modules())
     stem = [n for n in ("relu", "conv1") if n in dict(model.named_children())][:1]
     names = list(layers) if layers is not None else stem + [f"layer{i}" for i in range(1, 5) if f"layer{i}" in modules]
@@ -173,10 +156,8 @@ def show_feature_maps(
 
 
 def plot_confusion_matrix(labels: Ints, preds: Ints, classes: Sequence[str], normalize: bool = True) -> Figure:
-    """Which classes are mistaken for which: rows are true classes, columns predictions.
-
-    With ``normalize=True`` each row is divided by its count, so the diagonal is each class's accuracy (recall).
-    """
+    """Which classes are mistaken for which: rows are true classes, columns predictions. ``normalize``: each row sums
+    to 1, so the diagonal is each class's accuracy (recall)."""
     k = len(classes)
     labels, preds = torch.as_tensor(labels).long().cpu(), torch.as_tensor(preds).long().cpu()
     counts = torch.bincount(labels * k + preds, minlength=k * k).reshape(k, k).float()

@@ -25,11 +25,8 @@ def _weighted_layers(model: nn.Module, layer_types: tuple[type, ...]) -> list[tu
 
 
 class GradientRecorder(Callback):
-    """The L2 norm of each layer's weight gradient, at every ``every``-th backward pass.
-
-    ``norms[layer]`` lists the recorded norms of that layer, layers in model order (backward reaches them in
-    the opposite order). Use it as a context manager, or call :meth:`remove`: hooks left behind go on recording.
-    """
+    """The L2 norm of each layer's weight gradient at every ``every``-th backward pass, in ``norms[layer]``, layers in
+    model order. Use it as a context manager, or call :meth:`remove`: hooks left behind go on recording."""
 
     def __init__(self, model: nn.Module, layer_types: tuple[type, ...] = WEIGHTED, every: int = 1) -> None:
         self.every = check_positive_int(every, "every")
@@ -74,10 +71,6 @@ class GradientRecorder(Callback):
     def mean(self) -> dict[str, float]:
         """Each layer's mean recorded gradient norm (layers with no record yet are left out)."""
         return {name: sum(v) / len(v) for name, v in self.norms.items() if v}
-
-    def last(self) -> dict[str, float]:
-        """Each layer's most recently recorded gradient norm."""
-        return {name: v[-1] for name, v in self.norms.items() if v}
 
     def state_dict(self) -> dict:
         """The record so far: a ``Checkpoint`` saves it, so that a resumed run keeps its record."""

@@ -1,9 +1,5 @@
-"""Training and evaluation: :func:`fit`, :func:`evaluate`, :func:`predict` and :class:`History`.
-
-:func:`fit` is the training loop and little else: the optimizer, the learning-rate schedule (stepped once per batch),
-the loss, and a clear stop when training diverges. Checkpoints, mixed precision, the progress bar and the recorders
-are callbacks (:mod:`course_utils.callbacks`). Epochs count from 1 wherever a learner sees them.
-"""
+"""Training and evaluation: :func:`fit` (the loop; checkpoints, mixed precision, progress and recorders are callbacks,
+:mod:`course_utils.callbacks`), :func:`evaluate`, :func:`predict`, :class:`History`. Epochs are numbered from 1."""
 
 from __future__ import annotations
 
@@ -17,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.optim import lr_scheduler
 
-from .callbacks import (
+from .callbacks import (  # noqa: F401 (re-exported: cu.train.Checkpoint, cu.train.MixedPrecision...)
     Callback,
     Checkpoint,
     CheckpointError,
@@ -41,12 +37,8 @@ class TrainingDiverged(RuntimeError):
 
 
 class History:
-    """One record (a dict) per epoch: ``epoch``, ``train_loss``, ``train_acc``, ``test_loss``,
-    ``test_acc``, ``lr`` (at the epoch's start), ``images_per_s`` and ``epoch_time``.
-
-    ``history["test_acc"]`` is the list of that value over the epochs, ``history.last``
-    the latest record and ``history.best()`` the best one.
-    """
+    """One record (a dict) per epoch: ``epoch``, ``train_loss``, ``train_acc``, ``test_loss``, ``test_acc``, ``lr``
+    (at the epoch's start), ``images_per_s``, ``epoch_time``. ``history["test_acc"]``: that value over the epochs."""
 
     def __init__(self, records: Iterable[dict] = ()) -> None:
         self.records: list[dict] = [dict(r) for r in records]
@@ -107,18 +99,15 @@ def fit(
 
     - ``optimizer``: ``"sgd"`` (momentum 0.9, Nesterov), ``"adamw"`` (pass a smaller ``lr``,
       e.g. 1e-3), or a ready ``torch.optim.Optimizer`` (then its own lr and weight decay are used).
-    - ``schedule``: ``"onecycle"``, ``"cosine"``, ``"step"`` (÷10 at 50% and 75% of training),
-      ``"constant"``, or a function ``(optimizer, total_steps) -> LRScheduler`` (also run once on a stand-in
-      optimizer: the lr it gives at each step is part of the recipe a checkpoint checks). Stepped after every batch.
+    - ``schedule``: one of :func:`make_scheduler`'s, or a function ``(optimizer, total_steps) -> LRScheduler`` (also
+      run once on a stand-in optimizer: its lr at each step is part of the recipe a checkpoint checks).
     - ``loss_fn``: ``nn.CrossEntropyLoss()`` by default; e.g. ``nn.CrossEntropyLoss(label_smoothing=0.1)``.
-    - ``device``: by default the accelerator the loader's batches (``loader.device``) or the model
-      are on, else the CPU; the model is moved there.
+    - ``device``: by default the accelerator the batches or the model are on, else the CPU; the model moves there.
     - ``seed``: seeds the random generators before training (``None``: leave them alone).
     - ``callbacks``: e.g. ``Checkpoint(path)``, ``MixedPrecision()``, ``GradientRecorder(model)``;
       a ``Progress()`` is added unless one is passed (``Progress(bar=False, lines=False)``: silent).
 
-    Pressing stop (KeyboardInterrupt) prints what the checkpoint holds and how to continue,
-    then re-raises, so that a notebook's "Run all" stops too.
+    Pressing stop prints what the checkpoint holds and how to continue, then re-raises: "Run all" stops too.
     """
     _check_arguments(epochs, lr, weight_decay, optimizer, schedule)
     device = torch.device(device) if device is not None else _default_device(model, train_loader)
@@ -205,8 +194,7 @@ def _check_arguments(epochs: int, lr: float, weight_decay: float, optimizer: Any
 
 
 def _default_device(model: nn.Module, train_loader: Iterable) -> torch.device:
-    """The accelerator the batches or the model are on, else the CPU (not the model's CPU when the batches
-    are on the GPU: every batch would be copied back to the CPU)."""
+    # Not the model's CPU when the batches are on the GPU: every batch would be copied back to the CPU.
     loader_device = getattr(train_loader, "device", None)
     candidates = [torch.device(loader_device)] if loader_device is not None else []
     candidates += [p.device for p in model.parameters()][:1]
@@ -246,7 +234,7 @@ def make_scheduler(
 
     - ``"onecycle"``: up from lr/25 to lr over the first 25% of the steps, then down to ~0.
     - ``"cosine"``: from lr down to 0 along half a cosine.
-    - ``"step"``: the paper's schedule, lr ÷ 10 after 50% and 75% of the epochs (:func:`default_milestones`).
+    - ``"step"``: the paper's schedule, lr ÷ 10 after 50% and 75% of the epochs.
     - ``"constant"``: lr throughout.
     """
     total = epochs * steps_per_epoch
@@ -260,7 +248,8 @@ def make_scheduler(
     if schedule == "cosine":
         return lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
     if schedule == "step":
-        return lr_scheduler.MultiStepLR(optimizer, [m * steps_per_epoch for m in default_milestones(epochs)], 0.1)
+        milestones = sorted({max(1, epochs // 2), max(1, (3 * epochs) // 4)})
+        return lr_scheduler.MultiStepLR(optimizer, [m * steps_per_epoch for m in milestones], 0.1)
     raise ValueError(f"schedule must be one of {SCHEDULES}; got {schedule!r}.")
 
 
@@ -273,11 +262,6 @@ def _schedule_recipe(schedule: Callable, optimizer: torch.optim.Optimizer, total
         probe.step()
         scheduler.step()
     return f"{getattr(schedule, '__qualname__', repr(schedule))}, lr per step {hash(tuple(lrs)) & 0xFFFFFFFF:08x}"
-
-
-def default_milestones(epochs: int) -> list[int]:
-    """The epochs after which the ``"step"`` schedule divides lr by 10: 50% and 75% of training."""
-    return sorted({max(1, epochs // 2), max(1, (3 * epochs) // 4)})
 
 
 def _check_finite(run: Run, loss_sum: torch.Tensor, record: dict | None = None) -> None:
@@ -304,11 +288,8 @@ def _check_finite(run: Run, loss_sum: torch.Tensor, record: dict | None = None) 
 
 
 def evaluate(model: nn.Module, loader: Iterable, device: torch.device | str | None = None) -> dict[str, float]:
-    """Mean cross-entropy loss and accuracy of ``model`` over ``loader``: ``{"loss", "acc", "n"}``.
-
-    The model is put in eval mode (BatchNorm uses its running statistics), and back in
-    the mode it was in afterwards.
-    """
+    """``{"loss", "acc", "n"}``: mean cross-entropy and accuracy over ``loader``, in eval mode (BatchNorm uses its
+    running statistics); the model goes back to the mode it was in."""
     loss_sum, correct, n = 0.0, 0, 0
     for logits, y in _outputs(model, loader, device):
         loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
@@ -342,15 +323,7 @@ def _outputs(model: nn.Module, loader: Iterable, device: torch.device | str | No
 
 
 def most_confident_mistakes(logits: torch.Tensor, labels: torch.Tensor, k: int = 16) -> torch.Tensor:
-    """Indices of the ``k`` wrong predictions the model was surest of (highest softmax probability), surest first.
-
-    Use with :func:`predict` and ``plots.show_images`` to look at what the network gets wrong.
-    """
+    """Indices of the ``k`` wrong predictions the model was surest of, surest first (with :func:`predict`)."""
     confidence, preds = logits.float().softmax(dim=1).max(dim=1)
     wrong = (preds != labels).nonzero().flatten()
     return wrong[confidence[wrong].argsort(descending=True)[:k]]
-
-
-__all__ = ["Callback", "Checkpoint", "CheckpointError", "History", "MixedPrecision", "Progress", "Run"]
-__all__ += ["TrainingDiverged", "default_milestones", "evaluate", "fit", "load_checkpoint", "make_scheduler"]
-__all__ += ["most_confident_mistakes", "predict"]

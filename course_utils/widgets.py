@@ -1,7 +1,6 @@
 """Interactive parameter-count comparisons from core ipywidgets only (the same under ipywidgets 7.7 on Colab and 8.x),
 with inline matplotlib charts. Each returns a ``VBox`` with ``controls`` (by name), ``readout`` (HTML) and
-``expected(**values)``: the numbers the readout shows, from formulas the tests check against real modules.
-"""
+``expected(**values)``: the numbers the readout shows, from formulas the tests check against real modules."""
 
 from __future__ import annotations
 

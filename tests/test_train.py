@@ -162,7 +162,6 @@ def lr_trajectory(schedule: str, epochs: int = 8, steps: int = 5) -> list[float]
 
 def test_schedules():
     assert lr_trajectory("step")[::5] == pytest.approx([0.1] * 4 + [0.01] * 2 + [0.001] * 2)
-    assert train.default_milestones(8) == [4, 6]
     one = lr_trajectory("onecycle")
     assert max(one) == pytest.approx(0.1) and 0 < one.index(max(one)) < len(one) // 2
     assert one[0] == pytest.approx(0.1 / 25) and one[-1] < 0.01

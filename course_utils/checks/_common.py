@@ -13,8 +13,7 @@ from ._exercise import exercise as exercise  # the checks import all they use fr
 
 Slips = Sequence[tuple[str, torch.Tensor]]  # (the hint for a typical slip, what that slip computes)
 
-# Tolerances follow the dtype. float32 sets the finest: a correct answer computed in float32 anywhere along
-# the way differs from a float64 reference by rounding, ~1e-6.
+# Per dtype. float32 sets the finest: a right answer computed in float32 anywhere is ~1e-6 off a float64 reference.
 _TOLERANCE = {torch.float64: 1e-5, torch.float32: 1e-5, torch.bfloat16: 1e-2, torch.float16: 1e-3}
 _WHOSE = {"torch": "PyTorch's", "torchvision": "torchvision's"}  # whose weights the reference has, by its package
 

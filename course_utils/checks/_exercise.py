@@ -108,11 +108,9 @@ def _kept_dir() -> Path:  # where pieces that passed are kept for later notebook
 
 
 def source_of(piece: object) -> str:
-    """The source of a function or class, also when it was defined in a notebook cell."""
-    target = piece
-    if isinstance(piece, type):  # a class: find its cell through one of its methods
-        target = next((v for v in vars(piece).values() if inspect.isfunction(v)), piece)
-    filename = inspect.getsourcefile(target)  # a notebook cell's code is kept under a temporary file name
+    """The source of a function or class (found through one of its methods), also when defined in a notebook cell."""
+    methods = [v for v in vars(piece).values() if inspect.isfunction(v)] if isinstance(piece, type) else []
+    filename = inspect.getsourcefile(methods[0] if methods else piece)  # a cell's code is kept under a temporary name
     text = "".join(linecache.getlines(filename)) if filename else ""
     found = [n for n in ast.parse(text).body if getattr(n, "name", None) == piece.__name__] if text else []
     if not found:

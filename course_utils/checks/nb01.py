@@ -20,7 +20,6 @@ _REMOVE = "keep the handles that register_forward_hook returns and call handle.r
 
 
 def _reference(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
-    """The norm of dLoss/d(output) of every Conv2d: outputs kept by forward hooks, then ``torch.autograd.grad``."""
     convs, outputs = [(name, m) for name, m in model.named_modules() if isinstance(m, nn.Conv2d)], {}
     handles = [m.register_forward_hook(lambda m, inputs, output: outputs.update({m: output})) for _, m in convs]
     loss = F.cross_entropy(model(x), y)

@@ -35,7 +35,6 @@ def check_pad_shortcut(fn: Callable[[torch.Tensor, int, int], torch.Tensor]) -> 
 
 
 def _relu_before_add(ref: BasicBlock, x: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
-    """What a ReLU on F(x) before the addition computes, with or without a ReLU after it too."""
     fx, shortcut = ref.residual_function(x), x if ref.downsample is None else ref.downsample(x)
     return [(_HINT["relu"], F.relu(fx) + shortcut), (_HINT["relu"], F.relu(F.relu(fx) + shortcut))]
 

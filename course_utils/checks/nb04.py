@@ -16,19 +16,12 @@ _FLOPS = (
     "each. The 1x1 reduce works on the size x size input; the 3x3 has the stride, so it and the 1x1 expand after "
     "it produce maps of ceil(size / stride) per side. BatchNorm and ReLU are not counted."
 )
-_ADD = "then return relu(out + shortcut), the shortcut x or downsample(x)."
-_BLOCKS = {  # the hints for each block: its names, its forward, and a conv given the stride wrongly
-    "BasicBlock": (
-        "name them conv1, bn1, conv2, bn2, relu and downsample, the one passed in (None: the identity).",
-        f"out = bn2(conv2(relu(bn1(conv1(x))))), {_ADD}",
-        {
-            "conv2": "the stride goes on conv1 (and the projection) only; on both 3x3 convs, the source notes' bug, it "
-            "halves the map twice."
-        },
-    ),
+_BUG = "the stride goes on conv1 (and the projection) only: on both 3x3s, the source notes' bug, the map halves twice."
+_BLOCKS = {  # each block's layers, its branch before the addition, and a conv given the stride wrongly -> its hint
+    "BasicBlock": ("conv1, bn1, conv2, bn2", "bn2(conv2(relu(bn1(conv1(x)))))", {"conv2": _BUG}),
     "Bottleneck": (
-        "name them conv1, bn1, conv2, bn2, conv3, bn3, relu and downsample, the one passed in.",
-        f"out = bn3(conv3(relu(bn2(conv2(relu(bn1(conv1(x)))))))), {_ADD}",
+        "conv1, bn1, conv2, bn2, conv3, bn3",
+        "bn3(conv3(relu(bn2(conv2(relu(bn1(conv1(x))))))))",
         {"conv1": "put the stride on the 3x3 conv2 as torchvision does (ResNet v1.5), not on conv1 (the paper's v1)."},
     ),
 }
@@ -52,9 +45,10 @@ def check_bottleneck_flops(fn: Callable[..., int]) -> None:
 
 
 def _check_block(cls: type[nn.Module], ref_cls: type[nn.Module]) -> None:
-    """``cls(inplanes, planes, stride, downsample)`` must take ``ref_cls``'s weights (strict) and give its outputs."""
     name, k = ref_cls.__name__, ref_cls.expansion
-    names, forward, strides = _BLOCKS[name]
+    layers, branch, strides = _BLOCKS[name]
+    names = f"name them {layers}, relu and downsample, the one passed in (None: the identity)."
+    forward = f"out = {branch}, then return relu(out + shortcut), the shortcut x or downsample(x)."
     cases = [(16, 16 // k, 1, False), (8, 4, 1, True), (8, 8, 2, True), (16, 4, 2, True)]  # (inplanes, planes, ...)
     for i, p, s, projected in cases:
         down = nn.Sequential(conv1x1(i, p * k, s), nn.BatchNorm2d(p * k)) if projected else None
@@ -68,11 +62,11 @@ def _check_block(cls: type[nn.Module], ref_cls: type[nn.Module]) -> None:
 
 @exercise("BasicBlock", keep=True)
 def check_basic_block(cls: type[nn.Module]) -> None:
-    """Your ``BasicBlock`` against ``torchvision.models.resnet.BasicBlock``."""
+    """``cls(inplanes, planes, stride, downsample)`` must take torchvision's ``BasicBlock`` weights and outputs."""
     _check_block(cls, tv_resnet.BasicBlock)
 
 
 @exercise("Bottleneck", keep=True)
 def check_bottleneck(cls: type[nn.Module]) -> None:
-    """Your ``Bottleneck`` against ``torchvision.models.resnet.Bottleneck`` (the stride on its 3x3)."""
+    """``cls(inplanes, planes, stride, downsample)`` must be torchvision's ``Bottleneck``, the stride on its 3x3."""
     _check_block(cls, tv_resnet.Bottleneck)

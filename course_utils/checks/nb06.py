@@ -9,9 +9,8 @@ from ..data import crop_and_flip
 from ._common import exercise, expect_answer, expect_close, expect_equal, passed
 
 _HINT = {
-    "crop": "zero-pad every image by `padding` pixels on all four sides (F.pad(images, (p, p, p, p))), cut image b at "
-    "rows dy..dy+H and columns dx..dx+W, (dy, dx) = shifts[b], and mirror it left-right (.flip(-1)) where flips[b] "
-    "is True.",
+    "crop": "zero-pad every image by `padding` pixels on each side (F.pad(images, (p, p, p, p))), cut image b at rows "
+    "dy..dy+H and columns dx..dx+W, (dy, dx) = shifts[b], and mirror it left-right (.flip(-1)) where flips[b] is True.",
     "smooth": "the smoothed target is 1 - smoothing on the true class plus smoothing/K on each of the K classes (the "
     "true one included); the loss is -(target * log_softmax(logits)).sum(1), averaged over the batch.",
 }

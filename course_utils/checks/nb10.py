@@ -24,8 +24,7 @@ _HINT = {
     "layer4 is left a 2x2 map. Set model.maxpool = nn.Identity(): the forward pass calls it, and it does nothing.",
     "grey": "a grey image copied into R, G and B gives every RGB filter the same input three times, so the conv sums "
     "its three channel slices: build nn.Conv2d(1, conv.out_channels, ...) with the same kernel_size, stride, padding, "
-    "dilation and bias, and set its weight to conv.weight.sum(dim=1, keepdim=True) (and copy the bias), under "
-    "torch.no_grad().",
+    "dilation and bias; under torch.no_grad(), copy conv.weight.sum(dim=1, keepdim=True) and the bias into it.",
 }
 _SIZES = {"conv1": 28, "maxpool": 28, "layer1": 28, "layer2": 14, "layer3": 7, "layer4": 4}
 

@@ -31,7 +31,6 @@ class PreActBlock(nn.Module):
 
 
 def _slips(ref: PreActBlock, x: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
-    """What a ReLU after the addition computes, and (where there is a projection) projecting the raw x."""
     out, down = ref(x), ref.downsample
     raw = [] if down is None else [(_HINT["raw"], out - down(F.relu(ref.bn1(x))) + down(x))]  # the other shortcut
     return [(_HINT["relu"], F.relu(out)), *raw]

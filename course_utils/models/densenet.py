@@ -1,9 +1,5 @@
-"""DenseNet (Huang et al. 2017): concatenation instead of addition.
-
-Inside a dense block every layer sees the concatenated feature maps of all the layers before it and adds
-``growth_rate`` new channels; transition layers between blocks halve the channels (compression 0.5) and the
-resolution. Names follow ``torchvision.models.densenet`` so state dicts interchange.
-"""
+"""DenseNet (Huang et al. 2017): each layer of a dense block sees all earlier layers' maps, concatenated, and adds
+``growth_rate`` channels; transitions halve channels and resolution. Names follow ``torchvision.models.densenet``."""
 
 from __future__ import annotations
 
@@ -63,10 +59,8 @@ class Transition(nn.Sequential):
 
 
 class DenseNet(nn.Module):
-    """DenseNet-BC: a stem, dense blocks joined by transitions, a final BN, a classifier.
-
-    ``stem="cifar"`` replaces the 7x7/2 conv, BN, ReLU and max-pool by one 3x3/1 conv, for 32x32 images.
-    """
+    """DenseNet-BC: a stem, dense blocks joined by transitions, a final BN, a classifier. ``stem="cifar"``: one 3x3/1
+    conv instead of the 7x7/2 conv, BN, ReLU and max-pool, for 32x32 images."""
 
     def __init__(
         self,

@@ -44,13 +44,9 @@ class PadShortcut(nn.Module):
 
 
 class ResidualBlock(nn.Module):
-    """out = relu(F(x) + shortcut(x)), shared by :class:`BasicBlock` and :class:`Bottleneck`, which build F's layers
-    (``_build``) and compute F (``residual_function``).
-
-    ``downsample`` is the shortcut when the shape changes (the paper's dashed line); ``None`` means the identity
-    (solid line). ``residual=False`` drops the shortcut: the block of a plain network, and its repr says so. The
-    arguments are torchvision's, in its order.
-    """
+    """out = relu(F(x) + shortcut(x)); :class:`BasicBlock` and :class:`Bottleneck` build F (``_build``) and compute it
+    (``residual_function``). ``downsample``: the shortcut when the shape changes (the paper's dashed line), ``None``
+    the identity. ``residual=False``: no shortcut, a plain network's block. Arguments as torchvision's, in its order."""
 
     expansion = 1  # the block outputs planes * expansion channels
 
@@ -95,12 +91,8 @@ class BasicBlock(ResidualBlock):
 
 
 class Bottleneck(ResidualBlock):
-    """1x1 reduce, 3x3 (optionally grouped), 1x1 expand, each with BN.
-
-    ``width = planes * base_width / 64 * groups`` channels run through the 3x3, which has the stride (torchvision's
-    "v1.5"; the paper's v1 strides the first 1x1); the block outputs ``planes * 4``. With ``groups > 1`` this is
-    the ResNeXt block in its grouped-convolution form (the ResNeXt paper's figure 3c).
-    """
+    """1x1 reduce, 3x3 (grouped for ResNeXt, its paper's figure 3c), 1x1 expand to ``planes * 4``, each with BN. The
+    3x3 has the stride (torchvision's "v1.5"; the paper's v1 strides the first 1x1) and ``width`` channels."""
 
     expansion = 4
 
@@ -123,12 +115,10 @@ class Bottleneck(ResidualBlock):
 
 class ResNet(nn.Module):
     """A ResNet as in the paper's table 1: a stem, stages of ``layers[i]`` blocks, average pooling, a classifier.
-
     ``stem="imagenet"``: 7x7/2 conv and 3x3/2 max-pool (224 -> 56); ``stem="cifar"``: a 3x3/1 conv, no pooling.
     ``widths``: the stages' planes (a Bottleneck outputs 4x as many channels); three stages: the CIFAR layout.
     ``shortcut`` bridges a change of shape by the paper's options: "A" pads zeros (:class:`PadShortcut`), "B"
-    projects (1x1 conv + BN, torchvision's), "C" projects on every block. ``residual=False``: the plain network.
-    """
+    projects (1x1 conv + BN, torchvision's), "C" projects on every block. ``residual=False``: the plain network."""
 
     def __init__(
         self,

@@ -1,10 +1,6 @@
-"""The three equivalent forms of a ResNeXt block (Xie et al. 2017, figure 3), C paths of width d each.
-
-(a) :class:`SplitTransformMerge`: C separate paths 1x1 -> 3x3 -> 1x1, their outputs *summed*. (b)
-:class:`EarlyConcat`: C paths 1x1 -> 3x3, *concatenated*, then one 1x1. (c) A ``Bottleneck`` whose 3x3 convolution
-has ``groups=C``, all paths at once: the form that is trained, being the fastest.
-:func:`copy_from_grouped` copies a form (c) block's weights into (a) or (b), to check the equivalence numerically.
-"""
+"""The three equivalent forms of a ResNeXt block (Xie et al. 2017, figure 3), C paths of width d: (a)
+:class:`SplitTransformMerge` sums C paths, (b) :class:`EarlyConcat` concatenates them before one 1x1, (c) a
+``Bottleneck`` with ``groups=C``, the fastest. :func:`copy_from_grouped` copies (c)'s weights into (a) or (b)."""
 
 from __future__ import annotations
 
