@@ -74,7 +74,8 @@ def summary(model: nn.Module, input_size: tuple[int, ...] = (1, 3, 224, 224), de
 def count_flops(model: nn.Module, input_size: tuple[int, ...] = (1, 3, 224, 224)) -> int:
     """FLOPs of one forward pass in eval mode, by ``torch.utils.flop_counter``: matrix products and convolutions only,
     a multiply-add as **2** FLOPs. ResNet-50 at 224x224: 8.18 GFLOPs, 4.09 G multiply-adds as torchvision lists. The
-    paper's table 1 says 3.8 G: its v1 bottleneck strides the first 1x1, not the 3x3 (v1.5); counted so, 3.86 G."""
+    paper's table 1 says 3.8 G: its v1 bottleneck strides the first 1x1, not the 3x3 (v1.5); counted so, 3.86 G
+    multiply-adds."""
     was_training = model.training
     counter = FlopCounterMode(display=False)
     try:

@@ -92,7 +92,8 @@ class BasicBlock(ResidualBlock):
 
 class Bottleneck(ResidualBlock):
     """1x1 reduce, 3x3 (grouped for ResNeXt, its paper's figure 3c), 1x1 expand to ``planes * 4``, each with BN. The
-    3x3 has the stride (torchvision's "v1.5"; the paper's v1 strides the first 1x1) and ``width`` channels."""
+    3x3 has the stride (torchvision's "v1.5"; the paper's v1 strides the first 1x1) and
+    ``width = int(planes * base_width / 64) * groups`` channels."""
 
     expansion = 4
 
